@@ -1,0 +1,32 @@
+rule aggregate:
+    input:
+        index=dataset_index(study.dataset),
+        accuracy=accuracy_results(),
+        latency=latency_results(),
+        labels=sorted({str(study.manifest(n).labels_path) for n in study.settings["models"]}),
+    output:
+        runs=report(
+            f"{RESULTS}/summary/runs.csv",
+            caption="../report/runs.rst",
+            category="Tables",
+        ),
+        accuracy=report(
+            f"{RESULTS}/summary/accuracy.csv",
+            caption="../report/accuracy.rst",
+            category="Tables",
+        ),
+        agreement=report(
+            f"{RESULTS}/summary/agreement.csv",
+            caption="../report/agreement.rst",
+            category="Tables",
+        ),
+    log:
+        f"{RESULTS}/logs/aggregate.log",
+    params:
+        manifests=lambda wc: manifest_summaries(),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/aggregate.py"

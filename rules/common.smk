@@ -1,0 +1,172 @@
+import json
+import re
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+
+from reproscope.errors import InputError, InputErrors
+from reproscope.fingerprint import gpus
+from reproscope.preprocess import spec_of
+from reproscope.study import load_study
+
+
+def _config_label():
+    files = [str(f) for f in workflow.overwrite_configfiles] or ["config/config.yaml"]
+    return files[-1]
+
+
+try:
+    study = load_study(config, _config_label(), gpu_present=bool(gpus()))
+except (InputError, InputErrors) as exc:
+    raise WorkflowError(f"reproscope: the study cannot start:\n{exc}") from None
+
+SRC = str(Path(workflow.basedir) / "src")
+RESULTS = "results"
+JOBS = study.jobs
+THREADS = study.settings["threads"]
+
+
+def names_regex(names):
+    return "|".join(re.escape(n) for n in sorted(names)) or "(?!x)x"
+
+
+FETCHED = [n for n in study.needed_manifests() if "derived" not in study.manifest(n).source]
+DERIVED = [n for n in study.needed_manifests() if "derived" in study.manifest(n).source]
+
+
+def artifact(name):
+    return f"{RESULTS}/models/{name}/model.{study.manifest(name).artifact_suffix}"
+
+
+def env_lock(env):
+    return f"{RESULTS}/envs/{env}/lock.json"
+
+
+def env_prefix(env):
+    return f"{RESULTS}/envs/{env}/prefix"
+
+
+def env_python(env):
+    if env == "host":
+        return sys.executable
+    return str(Path(env_prefix(env)).resolve() / "bin" / "python")
+
+
+def dataset_index(dataset):
+    return f"{RESULTS}/datasets/{dataset}/index.json"
+
+
+def preprocessed(name):
+    return f"{RESULTS}/preprocess/{study.dataset}/{study.preprocess_hash(name)}/inputs.npy"
+
+
+SPECS = {
+    study.preprocess_hash(n): n for n in study.settings["models"]
+}
+
+
+def inference_dir(row):
+    return (
+        f"{RESULTS}/inference/{row.system}/{row.manifest}/{row.env}/{row.device}"
+    )
+
+
+def accuracy_results():
+    rows = JOBS[JOBS["mode"] == "accuracy"] if len(JOBS) else JOBS
+    return [f"{inference_dir(r)}/accuracy.json" for r in rows.itertuples()]
+
+
+def latency_results():
+    rows = JOBS[JOBS["mode"] == "latency"] if len(JOBS) else JOBS
+    return [f"{inference_dir(r)}/latency_bs{r.batch_size}.json" for r in rows.itertuples()]
+
+
+def system_resources(system):
+    spec = study.systems.get(system, {})
+    keys = {
+        "slurm_partition": "slurm_partition",
+        "constraint": "slurm_constraint",
+        "slurm_account": "slurm_account",
+    }
+    return {k: spec[v] for k, v in keys.items() if v in spec}
+
+
+def partition(wildcards):
+    return system_resources(wildcards.system).get("slurm_partition", "")
+
+
+def gres(wildcards):
+    spec = study.systems.get(wildcards.system, {})
+    return spec.get("slurm_gres", "") if wildcards.device == "cuda" else ""
+
+
+def inference_job(wildcards, output, mode):
+    m = study.manifest(wildcards.manifest)
+    job = {
+        "mode": mode,
+        "framework": m.framework,
+        "manifest": m.name,
+        "model": m.model,
+        "system": wildcards.system,
+        "env": wildcards.env,
+        "device": wildcards.device,
+        "threads": THREADS,
+        "artifact": artifact(m.name),
+        "inputs": preprocessed(m.name),
+        "env_lock": env_lock(wildcards.env),
+        "architecture": m.data.get("architecture"),
+        "unsafe_pickle": bool(m.source.get("unsafe_pickle", False)),
+        "top_k": m.outputs["top_k"],
+        "timing": study.settings["timing"],
+        "result_out": output.result,
+    }
+    if mode == "accuracy":
+        job.update(
+            batch_size=study.settings["accuracy_batch_size"],
+            logits_out=output.logits,
+            topk_out=output.topk,
+        )
+    else:
+        job["batch_size"] = int(wildcards.batch_size)
+    return json.dumps(job, sort_keys=True)
+
+
+def all_outputs():
+    return [
+        f"{RESULTS}/summary/runs.csv",
+        f"{RESULTS}/summary/accuracy.csv",
+        f"{RESULTS}/summary/agreement.csv",
+        f"{RESULTS}/plots/latency_throughput.png",
+        f"{RESULTS}/plots/accuracy_vs_claim.png",
+    ]
+
+
+def conversion_job(name, source_path, out_path):
+    m = study.manifest(name)
+    derived = m.source["derived"]
+    source = study.manifest(derived["from"])
+    return json.dumps(
+        {
+            "converter": derived["converter"],
+            "opset": derived.get("opset", 17),
+            "source": source_path,
+            "output": out_path,
+            "architecture": source.data.get("architecture"),
+            "unsafe_pickle": bool(source.source.get("unsafe_pickle", False)),
+            "input_size": m.inputs["size"],
+        },
+        sort_keys=True,
+    )
+
+
+def manifest_summaries():
+    """What aggregation needs of each manifest; a change here re-runs aggregation only."""
+    return {
+        name: {
+            "claims": study.manifest(name).data["claims"],
+            "labels": str(study.manifest(name).labels_path),
+            "label_offset": study.manifest(name).outputs["label_offset"],
+        }
+        for name in study.settings["models"]
+    }

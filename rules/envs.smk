@@ -1,0 +1,15 @@
+rule build_env:
+    input:
+        lambda wc: config["environments"][wc.env],
+    output:
+        f"{RESULTS}/envs/{{env}}/lock.json",
+    log:
+        f"{RESULTS}/logs/build_env/{{env}}.log",
+    params:
+        prefix=lambda wc: env_prefix(wc.env),
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    script:
+        "../scripts/build_env.py"

@@ -1,0 +1,25 @@
+rule plot:
+    input:
+        runs=f"{RESULTS}/summary/runs.csv",
+        accuracy=f"{RESULTS}/summary/accuracy.csv",
+    output:
+        performance=report(
+            f"{RESULTS}/plots/latency_throughput.png",
+            caption="../report/latency_throughput.rst",
+            category="Performance",
+        ),
+        accuracy=report(
+            f"{RESULTS}/plots/accuracy_vs_claim.png",
+            caption="../report/accuracy_vs_claim.rst",
+            category="Accuracy",
+        ),
+    log:
+        f"{RESULTS}/logs/plot.log",
+    params:
+        dataset=study.dataset,
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/plot.py"

@@ -1,0 +1,15 @@
+rule preprocess:
+    input:
+        index=f"{RESULTS}/datasets/{{dataset}}/index.json",
+    output:
+        f"{RESULTS}/preprocess/{{dataset}}/{{spec}}/inputs.npy",
+    log:
+        f"{RESULTS}/logs/preprocess/{{dataset}}/{{spec}}.log",
+    params:
+        spec=lambda wc: spec_of(study.manifest(SPECS[wc.spec]).inputs),
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    script:
+        "../scripts/preprocess.py"

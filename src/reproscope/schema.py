@@ -1,0 +1,90 @@
+"""JSON Schema (2020-12) validation with messages that name the field and the fix."""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from reproscope.errors import InputError, InputErrors
+
+
+@cache
+def load_schema(name: str) -> dict[str, Any]:
+    text = resources.files("reproscope.schemas").joinpath(f"{name}.schema.yaml").read_text()
+    schema = yaml.safe_load(text)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return schema
+
+
+def validate(data: Any, schema_name: str, file: str | Path) -> None:
+    """Raise InputErrors listing every violation of the named schema in data."""
+    validator = jsonschema.Draft202012Validator(load_schema(schema_name))
+    errors = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        raise InputErrors([_to_input_error(e, file) for e in errors])
+
+
+def field_path(path: Any) -> str:
+    parts = [f"[{p}]" if isinstance(p, int) else f".{p}" for p in path]
+    return "".join(parts).lstrip(".")
+
+
+def _to_input_error(error: jsonschema.ValidationError, file: str | Path) -> InputError:
+    field = field_path(error.absolute_path)
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    validator, value = error.validator, error.validator_value
+    if validator == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else error.message
+        name = f"{field}.{missing}" if field else missing
+        desc = _describe(schema.get("properties", {}).get(missing, {}))
+        return InputError(file, name, "required field is missing", f"add '{missing}'{desc}")
+    if validator == "additionalProperties" and value is False:
+        allowed = ", ".join(sorted(schema.get("properties", {})))
+        extra = [k for k in error.instance if k not in schema.get("properties", {})]
+        name = ".".join(filter(None, [field, extra[0] if extra else ""]))
+        return InputError(
+            file, name, "unknown field", f"remove it or use one of: {allowed}"
+        )
+    if validator == "enum":
+        allowed = ", ".join(map(repr, value))
+        return InputError(file, field, f"{error.instance!r} is not allowed", f"use one of {allowed}")
+    if validator == "const":
+        return InputError(file, field, f"{error.instance!r} is not allowed", f"use {value!r}")
+    if validator == "type":
+        return InputError(
+            file, field, f"expected {value}, got {type(error.instance).__name__}",
+            f"write a value of type {value}",
+        )
+    if validator in {"minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"}:
+        return InputError(
+            file, field, f"{error.instance!r} violates {validator} {value}",
+            f"use a value within the allowed range{_describe(schema)}",
+        )
+    if validator == "pattern" or (validator == "not" and "pattern" in str(value)):
+        return InputError(
+            file, field, f"{error.instance!r} has the wrong form",
+            f"match {schema.get('pattern', 'the allowed form')}"
+            " (names: letters, digits, '.', '_', '-'; no path separators or '..')"
+            f"{_describe(schema)}",
+        )
+    if validator == "oneOf" and field.endswith("source") or field == "source":
+        return InputError(
+            file, field, "a source needs exactly one of url, pypi or derived",
+            "keep one of 'url', 'pypi', 'derived'",
+        )
+    if validator == "uniqueItems":
+        return InputError(file, field, "items repeat", "list each item once")
+    if validator in {"minItems", "maxItems", "minProperties"}:
+        return InputError(file, field, error.message, f"respect {validator} {value}")
+    return InputError(file, field, error.message, f"see the schema ({validator}){_describe(schema)}")
+
+
+def _describe(schema: Any) -> str:
+    if isinstance(schema, dict) and schema.get("description"):
+        return f" ({schema['description'].strip()})"
+    return ""

@@ -1,0 +1,188 @@
+"""The study: config + manifests + environments, checked together and expanded into one job table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import Version
+
+from reproscope.envfile import EnvFile, read_env_file
+from reproscope.errors import InputError, InputErrors
+from reproscope.manifest import Manifest, load_manifests
+from reproscope.preprocess import spec_hash, spec_of
+from reproscope.schema import validate
+
+FRAMEWORK_DISTRIBUTIONS = {
+    "pytorch": ("torch",),
+    "onnxruntime": ("onnxruntime", "onnxruntime-gpu"),
+    "tensorflow": ("tensorflow", "tensorflow-cpu"),
+}
+DEFAULT_SYSTEM = {"local": {"devices": ["cpu", "cuda"]}}
+
+
+@dataclass
+class Study:
+    config: dict[str, Any]
+    config_file: str
+    manifests: dict[str, Manifest]  # every manifest in the directory, by name
+    envs: dict[str, EnvFile]
+    jobs: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return self.config["study"]
+
+    @property
+    def dataset(self) -> str:
+        return self.settings["dataset"]
+
+    @property
+    def systems(self) -> dict[str, Any]:
+        return self.config.get("systems") or DEFAULT_SYSTEM
+
+    def env_of(self, name: str) -> str:
+        """The environment a manifest runs in: its own unless the study overrides it."""
+        return self.settings.get("environment") or self.manifests[name].environment
+
+    def converter_env_of(self, name: str) -> str:
+        derived = self.manifests[name].source["derived"]
+        return self.settings.get("environment") or derived["environment"]
+
+    def manifest(self, name: str) -> Manifest:
+        return self.manifests[name]
+
+    def preprocess_hash(self, name: str) -> str:
+        return spec_hash(spec_of(self.manifests[name].inputs))
+
+    def needed_manifests(self) -> list[str]:
+        """Selected manifests plus every manifest they are derived from, transitively."""
+        needed: list[str] = []
+        stack = list(self.settings["models"])
+        while stack:
+            name = stack.pop()
+            if name in needed:
+                continue
+            needed.append(name)
+            derived = self.manifests[name].source.get("derived")
+            if derived:
+                stack.append(derived["from"])
+        return sorted(needed)
+
+
+def load_study(config: dict[str, Any], config_file: str, gpu_present: bool = False) -> Study:
+    """Validate the config, manifests and environment files; expand the job table."""
+    validate(config, "config", config_file)
+    manifests = load_manifests(config["manifests"])
+    errors: list[InputError] = []
+    envs: dict[str, EnvFile] = {}
+    for name, path in config["environments"].items():
+        try:
+            envs[name] = read_env_file(name, path)
+        except InputError as exc:
+            errors.append(exc)
+    study = Study(config=config, config_file=config_file, manifests=manifests, envs=envs)
+    errors.extend(_cross_check(study))
+    if errors:
+        raise InputErrors(errors)
+    study.jobs = job_table(study, gpu_present)
+    return study
+
+
+def _cross_check(study: Study) -> list[InputError]:
+    cfg, errors = study.config, []
+    settings = cfg["study"]
+    if settings["dataset"] not in cfg["datasets"]:
+        errors.append(InputError(study.config_file, "study.dataset",
+                                 f"{settings['dataset']!r} is not declared",
+                                 f"use one of {sorted(cfg['datasets'])}"))
+    for system in settings.get("systems", []):
+        if system not in study.systems:
+            errors.append(InputError(study.config_file, "study.systems", f"unknown {system!r}",
+                                     f"declare it under 'systems' or use {sorted(study.systems)}"))
+    for i, name in enumerate(settings["models"]):
+        if name not in study.manifests:
+            errors.append(InputError(study.config_file, f"study.models[{i}]",
+                                     f"no manifest named {name!r} in {cfg['manifests']}",
+                                     f"use one of {sorted(study.manifests)}"))
+    override = settings.get("environment")
+    if override and override not in study.envs:
+        errors.append(InputError(study.config_file, "study.environment", f"unknown {override!r}",
+                                 f"use one of {sorted(study.envs)}"))
+        return errors
+    for m in study.manifests.values():
+        errors.extend(_manifest_against_envs(m, study))
+    return errors
+
+
+def _manifest_against_envs(m: Manifest, study: Study) -> list[InputError]:
+    errors = []
+    env = study.envs.get(study.env_of(m.name))
+    if env is None:
+        return [InputError(m.path, "environment", f"{m.environment!r} is not in the study config",
+                           f"use one of {sorted(study.envs)} or add it under 'environments'")]
+    derived = m.source.get("derived")
+    if derived:
+        if derived["from"] not in study.manifests:
+            errors.append(InputError(m.path, "source.derived.from",
+                                     f"no manifest named {derived['from']!r}",
+                                     f"use one of {sorted(study.manifests)}"))
+        if derived["environment"] not in study.envs:
+            errors.append(InputError(m.path, "source.derived.environment",
+                                     f"{derived['environment']!r} is not in the study config",
+                                     f"use one of {sorted(study.envs)}"))
+    if "architecture" in m.data:
+        module = m.data["architecture"]["entry_point"].split(":")[0].split(".")[0]
+        if module not in env.import_names():
+            errors.append(InputError(
+                m.path, "architecture.entry_point",
+                f"module {module!r} is not provided by a package pinned in environment "
+                f"{env.name!r} ({env.path})",
+                f"pin its package in {env.path} or use one of {sorted(env.import_names())}"))
+    errors.extend(_framework_version(m, env))
+    return errors
+
+
+def _framework_version(m: Manifest, env: EnvFile) -> list[InputError]:
+    try:
+        spec = SpecifierSet(m.data["framework"]["version"])
+    except InvalidSpecifier:
+        return [InputError(m.path, "framework.version", "not a version specifier",
+                           "write a PEP 440 specifier such as '>=2.13,<2.15'")]
+    pinned = [env.version_of(d) for d in FRAMEWORK_DISTRIBUTIONS[m.framework]]
+    pinned = [v for v in pinned if v]
+    if not pinned:
+        return [InputError(m.path, "environment", f"{env.path} pins no {m.framework} package",
+                           f"pin one of {FRAMEWORK_DISTRIBUTIONS[m.framework]} there")]
+    version = Version(pinned[0]).base_version
+    if version not in spec:
+        return [InputError(m.path, "framework.version",
+                           f"{env.path} pins {m.framework} {pinned[0]}, outside {spec}",
+                           "change the environment or the constraint")]
+    return []
+
+
+def job_table(study: Study, gpu_present: bool) -> pd.DataFrame:
+    """One row per inference job: accuracy passes (batch_size 0) and latency runs."""
+    settings = study.settings
+    systems = settings.get("systems") or list(study.systems)[:1]
+    rows = []
+    for system in systems:
+        system_devices = study.systems[system]["devices"]
+        for name in settings["models"]:
+            m = study.manifests[name]
+            for device in settings["devices"]:
+                if device not in system_devices:
+                    continue
+                if device == "cuda" and not (gpu_present or settings.get("cuda_without_gpu")):
+                    continue
+                base = {"system": system, "manifest": name, "model": m.model,
+                        "framework": m.framework, "env": study.env_of(name), "device": device,
+                        "preprocess": study.preprocess_hash(name)}
+                rows.append({**base, "mode": "accuracy", "batch_size": 0})
+                rows.extend({**base, "mode": "latency", "batch_size": bs}
+                            for bs in sorted(settings["batch_sizes"]))
+    return pd.DataFrame(rows)

@@ -1,0 +1,63 @@
+"""Safe YAML reading: size, encoding and alias-expansion limits before yaml.safe_load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from reproscope.errors import InputError
+
+MAX_YAML_BYTES = 1_000_000
+MAX_YAML_NODES = 100_000
+
+
+def load_yaml(path: str | Path, max_bytes: int = MAX_YAML_BYTES) -> Any:
+    """Read a YAML file that a user wrote; every failure names the file."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise InputError(path, "", f"cannot read the file ({exc.strerror})", "check the path") from exc
+    if size > max_bytes:
+        raise InputError(
+            path, "", f"file is {size} bytes, over the {max_bytes}-byte limit",
+            "manifests and configs are small; remove embedded data",
+        )
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            path, "", f"not UTF-8 text (byte {exc.start} is {raw[exc.start]:#04x})",
+            "save the file as UTF-8",
+        ) from exc
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        raise InputError(path, "", f"not valid YAML: {exc}", "fix the YAML syntax") from exc
+    if node is None:
+        raise InputError(path, "", "the file is empty", "write the document")
+    expanded = _expanded_size(node, {})
+    if expanded > MAX_YAML_NODES:
+        raise InputError(
+            path, "", f"aliases expand to {expanded} nodes (limit {MAX_YAML_NODES})",
+            "remove the nested anchors/aliases",
+        )
+    return yaml.safe_load(text)
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
+    """Node count after alias expansion; aliases share node objects, so memoise by id."""
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    memo[key] = 1  # guards against recursive aliases
+    total = 1
+    if isinstance(node, yaml.SequenceNode):
+        total += sum(_expanded_size(child, memo) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        total += sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
+    memo[key] = min(total, MAX_YAML_NODES + 1)
+    return memo[key]

@@ -1,0 +1,123 @@
+"""Tests for reproscope.stats (expected values worked out by hand)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from reproscope.stats import (
+    UNSTABLE_IQR_RATIO,
+    exact_mcnemar,
+    median_ci_order_stats,
+    summarize,
+)
+
+# Sorted, n = 10. Linear percentiles sit at 0-based position (n - 1) * p / 100 = 9p/100.
+SMALL = [5.0, 2.0, 12.0, 4.0, 9.0, 4.0, 10.0, 5.0, 4.0, 7.0]  # sorted: 2 4 4 4 5 5 7 9 10 12
+
+
+def test_summarize_small_sample_by_hand() -> None:
+    s = summarize(SMALL)
+    assert s["n"] == 10
+    assert s["mean_ms"] == pytest.approx(6.2)  # 62 / 10
+    assert s["median_ms"] == s["p50_ms"] == pytest.approx(5.0)  # pos 4.5 -> (5 + 5) / 2
+    assert s["p90_ms"] == pytest.approx(10.2)  # pos 8.1 -> 10 + 0.1 * (12 - 10)
+    assert s["p99_ms"] == pytest.approx(11.82)  # pos 8.91 -> 10 + 0.91 * 2
+    assert s["min_ms"] == 2.0
+    assert s["max_ms"] == 12.0
+    # Squared deviations from 6.2 sum to 91.6; ddof=1 -> var = 91.6 / 9.
+    assert s["std_ms"] == pytest.approx(math.sqrt(91.6 / 9))
+    assert s["cv"] == pytest.approx(math.sqrt(91.6 / 9) / 6.2)
+    # p25: pos 2.25 -> 4; p75: pos 6.75 -> 7 + 0.75 * 2 = 8.5.
+    assert s["iqr_ms"] == pytest.approx(4.5)
+    assert s["iqr_over_median"] == pytest.approx(0.9)
+    assert s["unstable"] is True
+    # CI: j = floor(5 - 1.96 * sqrt(10) / 2) = floor(1.90) = 1, k = 11 - 1 = 10 -> [min, max].
+    assert median_ci_order_stats(10) == (1, 10)
+    assert s["median_ci95_low_ms"] == 2.0
+    assert s["median_ci95_high_ms"] == 12.0
+
+
+def test_summarize_one_to_hundred() -> None:
+    s = summarize([float(i) for i in range(100, 0, -1)])
+    assert s["n"] == 100
+    assert s["mean_ms"] == pytest.approx(50.5)
+    assert s["median_ms"] == pytest.approx(50.5)
+    assert s["p90_ms"] == pytest.approx(90.1)  # pos 89.1 -> 90 + 0.1
+    assert s["p99_ms"] == pytest.approx(99.01)  # pos 98.01 -> 99 + 0.01
+    assert s["iqr_ms"] == pytest.approx(75.25 - 25.75)
+    assert s["std_ms"] == pytest.approx(math.sqrt(100 * 101 / 12))  # var of 1..n = n(n+1)/12
+    # j = floor(50 - 1.96 * 10 / 2) = floor(40.2) = 40, k = 101 - 40 = 61.
+    assert median_ci_order_stats(100) == (40, 61)
+    assert s["median_ci95_low_ms"] == 40.0
+    assert s["median_ci95_high_ms"] == 61.0
+    assert s["unstable"] is True
+
+
+def test_median_ci_coverage_at_least_95_percent() -> None:
+    for n in range(6, 400):
+        j, k = median_ci_order_stats(n)  # type: ignore[misc]
+        assert 1 <= j < k <= n
+        coverage = sum(math.comb(n, i) for i in range(j, k)) / 2**n
+        assert coverage >= 0.95, n
+
+
+def test_median_ci_nan_for_small_n() -> None:
+    assert median_ci_order_stats(5) is None
+    s = summarize([1.0, 2.0, 3.0, 4.0, 5.0])
+    assert math.isnan(s["median_ci95_low_ms"])
+    assert math.isnan(s["median_ci95_high_ms"])
+    s6 = summarize([6.0, 1.0, 2.0, 3.0, 4.0, 5.0])
+    assert (s6["median_ci95_low_ms"], s6["median_ci95_high_ms"]) == (1.0, 6.0)
+
+
+def test_unstable_flag_both_ways() -> None:
+    stable = summarize([100.0, 101.0, 102.0, 103.0, 104.0])  # iqr 2 / median 102
+    assert stable["iqr_over_median"] == pytest.approx(2 / 102)
+    assert stable["unstable"] is False
+    # iqr / median exactly at the threshold is not unstable (strict >).
+    edge = summarize([9.0, 10.0, 11.0])  # p25 9.5, p75 10.5, median 10
+    assert edge["iqr_over_median"] == pytest.approx(UNSTABLE_IQR_RATIO)
+    assert edge["unstable"] is False
+    wide = summarize([5.0, 10.0, 20.0])  # p25 7.5, p75 15 -> 7.5 / 10
+    assert wide["unstable"] is True
+
+
+def test_single_sample_and_types() -> None:
+    s = summarize([3.0])
+    assert s["n"] == 1 and s["median_ms"] == 3.0 and s["iqr_ms"] == 0.0
+    assert math.isnan(s["std_ms"]) and math.isnan(s["cv"])
+    assert type(s["n"]) is int and type(s["unstable"]) is bool
+    assert all(type(v) is float for k, v in s.items() if k not in ("n", "unstable"))
+
+
+def test_summarize_rejects_bad_input() -> None:
+    with pytest.raises(ValueError, match="empty"):
+        summarize([])
+    with pytest.raises(ValueError, match="non-finite"):
+        summarize([1.0, float("nan")])
+
+
+@pytest.mark.parametrize(
+    ("lost", "gained", "expected"),
+    [
+        (10, 2, 2 * (1 + 12 + 66) / 2**12),  # 0.03857...
+        (0, 0, 1.0),
+        (0, 5, 2 / 32),
+        (1, 9, 2 * (1 + 10) / 2**10),
+        (3, 1, 2 * (1 + 4) / 2**4),
+        (5, 5, 1.0),  # doubled tail exceeds 1 -> clipped
+    ],
+)
+def test_exact_mcnemar_known_values(lost: int, gained: int, expected: float) -> None:
+    assert exact_mcnemar(lost, gained) == pytest.approx(expected)
+    assert exact_mcnemar(gained, lost) == pytest.approx(expected)
+
+
+def test_exact_mcnemar_reference_and_edges() -> None:
+    assert exact_mcnemar(10, 2) == pytest.approx(0.0386, abs=5e-5)
+    assert exact_mcnemar(2000, 1000) < 1e-60  # large n: exact big-int arithmetic, no overflow
+    assert exact_mcnemar(500, 500) == 1.0
+    with pytest.raises(ValueError):
+        exact_mcnemar(-1, 3)
