@@ -3,7 +3,9 @@ rule aggregate:
         index=dataset_index(study.dataset),
         accuracy=accuracy_results(),
         latency=latency_results(),
-        labels=sorted({str(study.manifest(n).labels_path) for n in study.settings["models"]}),
+        labels=sorted(
+            {str(study.manifest(n).labels_path) for n in study.settings["models"]}
+        ),
     output:
         runs=report(
             f"{RESULTS}/summary/runs.csv",
@@ -22,11 +24,13 @@ rule aggregate:
         ),
     log:
         f"{RESULTS}/logs/aggregate.log",
-    params:
-        manifests=lambda wc: manifest_summaries(),
+    conda:
+        "../envs/workflow.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        manifests=lambda wc: manifest_summaries(),
     script:
         "../scripts/aggregate.py"

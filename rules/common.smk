@@ -9,6 +9,7 @@ from reproscope.errors import InputError, InputErrors
 from reproscope.fingerprint import gpus
 from reproscope.preprocess import spec_of
 from reproscope.study import load_study
+from reproscope.yamlio import load_yaml
 
 
 def _config_label():
@@ -17,6 +18,7 @@ def _config_label():
 
 
 try:
+    load_yaml(_config_label())  # the same size, encoding and alias limits as manifests
     study = load_study(config, _config_label(), gpu_present=bool(gpus()))
 except (InputError, InputErrors) as exc:
     raise WorkflowError(f"reproscope: the study cannot start:\n{exc}") from None
@@ -31,7 +33,9 @@ def names_regex(names):
     return "|".join(re.escape(n) for n in sorted(names)) or "(?!x)x"
 
 
-FETCHED = [n for n in study.needed_manifests() if "derived" not in study.manifest(n).source]
+FETCHED = [
+    n for n in study.needed_manifests() if "derived" not in study.manifest(n).source
+]
 DERIVED = [n for n in study.needed_manifests() if "derived" in study.manifest(n).source]
 
 
@@ -58,18 +62,16 @@ def dataset_index(dataset):
 
 
 def preprocessed(name):
-    return f"{RESULTS}/preprocess/{study.dataset}/{study.preprocess_hash(name)}/inputs.npy"
+    return (
+        f"{RESULTS}/preprocess/{study.dataset}/{study.preprocess_hash(name)}/inputs.npy"
+    )
 
 
-SPECS = {
-    study.preprocess_hash(n): n for n in study.settings["models"]
-}
+SPECS = {study.preprocess_hash(n): n for n in study.settings["models"]}
 
 
 def inference_dir(row):
-    return (
-        f"{RESULTS}/inference/{row.system}/{row.manifest}/{row.env}/{row.device}"
-    )
+    return f"{RESULTS}/inference/{row.system}/{row.manifest}/{row.env}/{row.device}"
 
 
 def accuracy_results():
@@ -79,7 +81,9 @@ def accuracy_results():
 
 def latency_results():
     rows = JOBS[JOBS["mode"] == "latency"] if len(JOBS) else JOBS
-    return [f"{inference_dir(r)}/latency_bs{r.batch_size}.json" for r in rows.itertuples()]
+    return [
+        f"{inference_dir(r)}/latency_bs{r.batch_size}.json" for r in rows.itertuples()
+    ]
 
 
 def system_resources(system):
@@ -170,3 +174,16 @@ def manifest_summaries():
         }
         for name in study.settings["models"]
     }
+
+
+def inference_env_file(wildcards):
+    """The pinned file of a job's environment; build_env builds it (see envs.smk)."""
+    return str(Path(config["environments"][wildcards.env]).resolve())
+
+
+def conversion_env_file(wildcards):
+    return str(
+        Path(
+            config["environments"][study.converter_env_of(wildcards.manifest)]
+        ).resolve()
+    )

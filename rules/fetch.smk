@@ -3,39 +3,47 @@ rule fetch_model:
         f"{RESULTS}/models/{{manifest}}/model.{{suffix}}",
     log:
         f"{RESULTS}/logs/fetch_model/{{manifest}}.{{suffix}}.log",
-    params:
-        source=lambda wc: study.manifest(wc.manifest).source,
-        manifest=lambda wc: str(study.manifest(wc.manifest).path),
     wildcard_constraints:
         manifest=names_regex(FETCHED),
         suffix="pt|onnx|keras",
+    conda:
+        "../envs/workflow.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=30,
+    params:
+        source=lambda wc: study.manifest(wc.manifest).source,
+        manifest=lambda wc: str(study.manifest(wc.manifest).path),
     script:
         "../scripts/fetch_model.py"
 
 
 rule convert_model:
     input:
-        source=lambda wc: artifact(study.manifest(wc.manifest).source["derived"]["from"]),
+        source=lambda wc: artifact(
+            study.manifest(wc.manifest).source["derived"]["from"]
+        ),
         lock=lambda wc: env_lock(study.converter_env_of(wc.manifest)),
     output:
         f"{RESULTS}/models/{{manifest}}/model.{{suffix}}",
     log:
         f"{RESULTS}/logs/convert_model/{{manifest}}.{{suffix}}.log",
-    params:
-        src=SRC,
-        python=lambda wc: env_python(study.converter_env_of(wc.manifest)),
-        job=lambda wc, input, output: conversion_job(wc.manifest, input.source, output[0]),
     wildcard_constraints:
         manifest=names_regex(DERIVED),
         suffix="pt|onnx|keras",
+    conda:
+        conversion_env_file
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
+    params:
+        src=SRC,
+        python=lambda wc: env_python(study.converter_env_of(wc.manifest)),
+        job=lambda wc, input, output: conversion_job(
+            wc.manifest, input.source, output[0]
+        ),
     shell:
         "PYTHONPATH={params.src} {params.python} -m reproscope.convert.main {params.job:q} > {log} 2>&1"
 
@@ -45,13 +53,15 @@ rule fetch_dataset:
         f"{RESULTS}/datasets/{{dataset}}/index.json",
     log:
         f"{RESULTS}/logs/fetch_dataset/{{dataset}}.log",
-    params:
-        spec=lambda wc: config["datasets"][wc.dataset],
-        config_file=_config_label(),
-        workdir=f"{RESULTS}/datasets/{{dataset}}",
+    conda:
+        "../envs/workflow.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=60,
+    params:
+        spec=lambda wc: config["datasets"][wc.dataset],
+        config_file=_config_label(),
+        workdir=lambda wc, output: str(Path(output[0]).parent),
     script:
         "../scripts/fetch_dataset.py"

@@ -9,16 +9,18 @@ rule accuracy:
         topk=f"{RESULTS}/inference/{{system}}/{{manifest}}/{{env}}/{{device}}/topk.npy",
     log:
         f"{RESULTS}/logs/inference/{{system}}/{{manifest}}/{{env}}/{{device}}/accuracy.log",
-    params:
-        src=SRC,
-        python=lambda wc: env_python(wc.env),
-        job=lambda wc, output: inference_job(wc, output, "accuracy"),
+    conda:
+        inference_env_file
     threads: THREADS
     resources:
         mem_mb=8000,
         runtime=60,
         slurm_partition=partition,
         gres=gres,
+    params:
+        src=SRC,
+        python=lambda wc: env_python(wc.env),
+        job=lambda wc, output: inference_job(wc, output, "accuracy"),
     shell:
         "PYTHONPATH={params.src} {params.python} -m reproscope.infer {params.job:q} > {log} 2>&1"
 
@@ -32,17 +34,19 @@ rule latency:
         result=f"{RESULTS}/inference/{{system}}/{{manifest}}/{{env}}/{{device}}/latency_bs{{batch_size}}.json",
     log:
         f"{RESULTS}/logs/inference/{{system}}/{{manifest}}/{{env}}/{{device}}/latency_bs{{batch_size}}.log",
-    params:
-        src=SRC,
-        python=lambda wc: env_python(wc.env),
-        job=lambda wc, output: inference_job(wc, output, "latency"),
     wildcard_constraints:
         batch_size=r"\d+",
+    conda:
+        inference_env_file
     threads: THREADS
     resources:
         mem_mb=8000,
         runtime=60,
         slurm_partition=partition,
         gres=gres,
+    params:
+        src=SRC,
+        python=lambda wc: env_python(wc.env),
+        job=lambda wc, output: inference_job(wc, output, "latency"),
     shell:
         "PYTHONPATH={params.src} {params.python} -m reproscope.infer {params.job:q} > {log} 2>&1"

@@ -15,11 +15,13 @@ rule plot:
         ),
     log:
         f"{RESULTS}/logs/plot.log",
-    params:
-        dataset=study.dataset,
+    conda:
+        "../envs/workflow.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        dataset=study.dataset,
     script:
         "../scripts/plot.py"

@@ -5,11 +5,13 @@ rule preprocess:
         f"{RESULTS}/preprocess/{{dataset}}/{{spec}}/inputs.npy",
     log:
         f"{RESULTS}/logs/preprocess/{{dataset}}/{{spec}}.log",
-    params:
-        spec=lambda wc: spec_of(study.manifest(SPECS[wc.spec]).inputs),
+    conda:
+        "../envs/workflow.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=60,
+    params:
+        spec=lambda wc: spec_of(study.manifest(SPECS[wc.spec]).inputs),
     script:
         "../scripts/preprocess.py"

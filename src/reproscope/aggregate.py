@@ -12,14 +12,45 @@ import pandas as pd
 
 from reproscope.manifest import read_label_list
 
-RUN_STATS = ["mean_ms", "p50_ms", "p90_ms", "p99_ms", "std_ms", "cv", "iqr_over_median",
-             "median_ci95_low_ms", "median_ci95_high_ms"]
+RUN_STATS = [
+    "mean_ms",
+    "p50_ms",
+    "p90_ms",
+    "p99_ms",
+    "std_ms",
+    "cv",
+    "iqr_over_median",
+    "median_ci95_low_ms",
+    "median_ci95_high_ms",
+]
 
 
-RUNS_FIRST = ["model", "framework", "env", "device", "system", "batch_size", "n_iterations",
-              "latency_ms_p50", "latency_ms_p90", "latency_ms_p99", "throughput_ips", "status"]
-ACCURACY_FIRST = ["model", "framework", "env", "device", "dataset", "n_images", "top1", "top5",
-                  "claimed_top1", "delta_top1"]
+RUNS_FIRST = [
+    "model",
+    "framework",
+    "env",
+    "device",
+    "system",
+    "batch_size",
+    "n_iterations",
+    "latency_ms_p50",
+    "latency_ms_p90",
+    "latency_ms_p99",
+    "throughput_ips",
+    "status",
+]
+ACCURACY_FIRST = [
+    "model",
+    "framework",
+    "env",
+    "device",
+    "dataset",
+    "n_images",
+    "top1",
+    "top5",
+    "claimed_top1",
+    "delta_top1",
+]
 
 
 def _ordered(table: pd.DataFrame, first: list[str]) -> pd.DataFrame:
@@ -36,10 +67,16 @@ def _load(path: str | Path) -> dict[str, Any]:
 def _identity(record: dict[str, Any]) -> dict[str, Any]:
     job, fp = record["job"], record.get("fingerprint", {})
     return {
-        "model": job["model"], "manifest": job["manifest"], "framework": job["framework"],
-        "env": job["env"], "device": job["device"], "system": job["system"],
-        "hostname": fp.get("hostname"), "slurm_job_id": fp.get("slurm_job_id"),
-        "cpu_model": fp.get("cpu_model"), "threads": job["threads"],
+        "model": job["model"],
+        "manifest": job["manifest"],
+        "framework": job["framework"],
+        "env": job["env"],
+        "device": job["device"],
+        "system": job["system"],
+        "hostname": fp.get("hostname"),
+        "slurm_job_id": fp.get("slurm_job_id"),
+        "cpu_model": fp.get("cpu_model"),
+        "threads": job["threads"],
         "framework_version": record.get("runner", {}).get("framework_version"),
         "env_lock_sha256": record.get("env_lock_sha256"),
         "artifact_sha256": record.get("artifact_sha256"),
@@ -52,20 +89,34 @@ def runs_table(latency_files: list[str]) -> pd.DataFrame:
     for path in latency_files:
         record = _load(path)
         metrics = record.get("metrics", {})
-        row = {**_identity(record), "batch_size": record["job"]["batch_size"],
-               "n_iterations": metrics.get("n_iterations"),
-               "latency_ms_p50": metrics.get("p50_ms"), "latency_ms_p90": metrics.get("p90_ms"),
-               "latency_ms_p99": metrics.get("p99_ms"),
-               "throughput_ips": metrics.get("throughput_ips"),
-               "status": record["status"], "reason": record["reason"]}
-        row.update({f"latency_{k}": metrics.get(k) for k in RUN_STATS if k not in
-                    ("p50_ms", "p90_ms", "p99_ms")})
-        row.update(unstable=metrics.get("unstable"), timed_share=metrics.get("timed_share"),
-                   peak_rss_mb=record.get("peak_rss_bytes", 0) / 2**20,
-                   wall_s=record.get("wall_s"))
+        row = {
+            **_identity(record),
+            "batch_size": record["job"]["batch_size"],
+            "n_iterations": metrics.get("n_iterations"),
+            "latency_ms_p50": metrics.get("p50_ms"),
+            "latency_ms_p90": metrics.get("p90_ms"),
+            "latency_ms_p99": metrics.get("p99_ms"),
+            "throughput_ips": metrics.get("throughput_ips"),
+            "status": record["status"],
+            "reason": record["reason"],
+        }
+        row.update(
+            {
+                f"latency_{k}": metrics.get(k)
+                for k in RUN_STATS
+                if k not in ("p50_ms", "p90_ms", "p99_ms")
+            }
+        )
+        row.update(
+            unstable=metrics.get("unstable"),
+            timed_share=metrics.get("timed_share"),
+            peak_rss_mb=record.get("peak_rss_bytes", 0) / 2**20,
+            wall_s=record.get("wall_s"),
+        )
         rows.append(row)
     return _ordered(pd.DataFrame(rows), RUNS_FIRST).sort_values(
-        ["model", "framework", "env", "device", "system", "batch_size"], ignore_index=True)
+        ["model", "framework", "env", "device", "system", "batch_size"], ignore_index=True
+    )
 
 
 def expected_indices(labels: list[str], label_list: list[str], offset: int) -> np.ndarray:
@@ -81,23 +132,35 @@ def _claim_for(claims: dict[str, Any], dataset: str) -> dict[str, Any]:
     return claims
 
 
-def accuracy_table(accuracy_files: list[str], index: dict[str, Any],
-                   manifests: dict[str, dict[str, Any]]) -> pd.DataFrame:
+def accuracy_table(
+    accuracy_files: list[str], index: dict[str, Any], manifests: dict[str, dict[str, Any]]
+) -> pd.DataFrame:
     rows = []
     for path in accuracy_files:
         record = _load(path)
         info = manifests[record["job"]["manifest"]]
         claim = _claim_for(info["claims"], index["dataset"])
-        row = {**_identity(record), "dataset": index["dataset"],
-               "dataset_digest": index["content_digest"], "n_images": None, "top1": None,
-               "top5": None, "claimed_top1": claim["top1"], "claim_dataset": claim["dataset"],
-               "claim_source": claim["source"], "delta_top1": None,
-               "tolerance": claim.get("tolerance"), "within_tolerance": None,
-               "status": record["status"], "reason": record["reason"]}
+        row = {
+            **_identity(record),
+            "dataset": index["dataset"],
+            "dataset_digest": index["content_digest"],
+            "n_images": None,
+            "top1": None,
+            "top5": None,
+            "claimed_top1": claim["top1"],
+            "claim_dataset": claim["dataset"],
+            "claim_source": claim["source"],
+            "delta_top1": None,
+            "tolerance": claim.get("tolerance"),
+            "within_tolerance": None,
+            "status": record["status"],
+            "reason": record["reason"],
+        }
         if record["status"] == "ok":
             topk = np.load(Path(path).with_name("topk.npy"))
-            truth = expected_indices(index["labels"], read_label_list(Path(info["labels"])),
-                                     info["label_offset"])
+            truth = expected_indices(
+                index["labels"], read_label_list(Path(info["labels"])), info["label_offset"]
+            )
             hits = topk == truth[:, None]
             row["n_images"] = len(truth)
             row["top1"] = 100.0 * hits[:, 0].mean()
@@ -107,7 +170,8 @@ def accuracy_table(accuracy_files: list[str], index: dict[str, Any],
                 row["within_tolerance"] = abs(row["delta_top1"]) <= claim["tolerance"]
         rows.append(row)
     return _ordered(pd.DataFrame(rows), ACCURACY_FIRST).sort_values(
-        ["model", "framework", "env", "device", "system"], ignore_index=True)
+        ["model", "framework", "env", "device", "system"], ignore_index=True
+    )
 
 
 def agreement_table(accuracy_files: list[str]) -> pd.DataFrame:
@@ -125,16 +189,36 @@ def agreement_table(accuracy_files: list[str]) -> pd.DataFrame:
         logits_a = np.load(path_a.with_name("logits.npy"))
         logits_b = np.load(path_b.with_name("logits.npy"))
         same_shape = logits_a.shape == logits_b.shape
-        rows.append({
-            "model": job_a["model"], "framework_a": job_a["framework"],
-            "framework_b": job_b["framework"], "env_a": job_a["env"], "env_b": job_b["env"],
-            "device_a": job_a["device"], "device_b": job_b["device"],
-            "system_a": job_a["system"], "system_b": job_b["system"],
-            "n_images": len(top_a),
-            "top1_agreement": 100.0 * float(np.mean(top_a[:, 0] == top_b[:, 0])),
-            "max_abs_logit_diff": float(np.max(np.abs(logits_a - logits_b))) if same_shape
-            else None,
-        })
-    columns = ["model", "framework_a", "framework_b", "env_a", "env_b", "device_a", "device_b",
-               "system_a", "system_b", "n_images", "top1_agreement", "max_abs_logit_diff"]
+        rows.append(
+            {
+                "model": job_a["model"],
+                "framework_a": job_a["framework"],
+                "framework_b": job_b["framework"],
+                "env_a": job_a["env"],
+                "env_b": job_b["env"],
+                "device_a": job_a["device"],
+                "device_b": job_b["device"],
+                "system_a": job_a["system"],
+                "system_b": job_b["system"],
+                "n_images": len(top_a),
+                "top1_agreement": 100.0 * float(np.mean(top_a[:, 0] == top_b[:, 0])),
+                "max_abs_logit_diff": float(np.max(np.abs(logits_a - logits_b)))
+                if same_shape
+                else None,
+            }
+        )
+    columns = [
+        "model",
+        "framework_a",
+        "framework_b",
+        "env_a",
+        "env_b",
+        "device_a",
+        "device_b",
+        "system_a",
+        "system_b",
+        "n_images",
+        "top1_agreement",
+        "max_abs_logit_diff",
+    ]
     return pd.DataFrame(rows, columns=columns)

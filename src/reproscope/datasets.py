@@ -15,8 +15,12 @@ from reproscope.errors import InputError
 from reproscope.fetch import directory_digest, fetch_url, safe_extract
 
 SYNTHETIC_CLASSES = {
-    "red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220),
-    "yellow": (230, 220, 30), "cyan": (30, 210, 220), "magenta": (210, 30, 210),
+    "red": (220, 30, 30),
+    "green": (30, 200, 40),
+    "blue": (30, 40, 220),
+    "yellow": (230, 220, 30),
+    "cyan": (30, 210, 220),
+    "magenta": (210, 30, 210),
 }
 
 
@@ -37,9 +41,13 @@ def generate_synthetic(root: Path, n_images: int, seed: int = 0) -> None:
 
 
 def _files(root: Path, pattern: str) -> list[str]:
-    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
-                  if p.is_file() and not p.is_symlink()
-                  and fnmatch.fnmatchcase(p.relative_to(root).as_posix(), pattern))
+    return sorted(
+        p.relative_to(root).as_posix()
+        for p in root.rglob("*")
+        if p.is_file()
+        and not p.is_symlink()
+        and fnmatch.fnmatchcase(p.relative_to(root).as_posix(), pattern)
+    )
 
 
 def _single_child(directory: Path) -> Path:
@@ -47,8 +55,9 @@ def _single_child(directory: Path) -> Path:
     return children[0] if len(children) == 1 and children[0].is_dir() else directory
 
 
-def materialise(name: str, spec: dict[str, Any], workdir: Path, config_file: str,
-                log: Any) -> dict[str, Any]:
+def materialise(
+    name: str, spec: dict[str, Any], workdir: Path, config_file: str, log: Any
+) -> dict[str, Any]:
     """Find or fetch the dataset, verify its digest, and return its index."""
     field = f"datasets.{name}"
     mirror = Path(spec["mirror"]) if spec.get("mirror") else None
@@ -70,28 +79,50 @@ def materialise(name: str, spec: dict[str, Any], workdir: Path, config_file: str
         archive.unlink()
         root, source = _single_child(extracted), f"url:{spec['url']}"
     else:
-        raise InputError(config_file, f"{field}.mirror", f"{mirror} does not exist and no url "
-                         "is given", "add 'url' or point 'mirror' at the files")
+        raise InputError(
+            config_file,
+            f"{field}.mirror",
+            f"{mirror} does not exist and no url is given",
+            "add 'url' or point 'mirror' at the files",
+        )
     digest = "sha256:" + directory_digest(root, (spec["files"],))
     log.write(f"content digest {digest}\n")
     if spec["content_digest"] != "generated" and digest != spec["content_digest"]:
-        raise InputError(config_file, f"{field}.content_digest",
-                         f"the files at {root} have digest {digest}",
-                         "the dataset changed: restore it, or update the digest on purpose")
+        raise InputError(
+            config_file,
+            f"{field}.content_digest",
+            f"the files at {root} have digest {digest}",
+            "the dataset changed: restore it, or update the digest on purpose",
+        )
     files = _files(root, spec["files"])
     if spec.get("limit"):
         files = files[: spec["limit"]]
     if not files:
-        raise InputError(config_file, f"{field}.files", f"no file in {root} matches "
-                         f"{spec['files']!r}", "fix the glob")
+        raise InputError(
+            config_file,
+            f"{field}.files",
+            f"no file in {root} matches {spec['files']!r}",
+            "fix the glob",
+        )
     regex = re.compile(spec["labels"]["filename_regex"])
     labels = []
     for f in files:
         match = regex.search(Path(f).name)
         if not match:
-            raise InputError(config_file, f"{field}.labels.filename_regex",
-                             f"{f!r} does not match", "fix the regex or the file glob")
+            raise InputError(
+                config_file,
+                f"{field}.labels.filename_regex",
+                f"{f!r} does not match",
+                "fix the regex or the file glob",
+            )
         labels.append(match.group(1))
-    return {"dataset": name, "root": str(root), "source": source, "content_digest": digest,
-            "pattern": spec["files"], "limit": spec.get("limit"), "files": files,
-            "labels": labels}
+    return {
+        "dataset": name,
+        "root": str(root),
+        "source": source,
+        "content_digest": digest,
+        "pattern": spec["files"],
+        "limit": spec.get("limit"),
+        "files": files,
+        "labels": labels,
+    }

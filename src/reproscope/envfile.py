@@ -51,27 +51,50 @@ def read_env_file(name: str, path: str | Path) -> EnvFile:
     path = Path(path)
     data = load_yaml(path)
     if not isinstance(data, dict) or not isinstance(data.get("dependencies"), list):
-        raise InputError(path, "dependencies", "missing or not a list",
-                         "write a conda environment file with a 'dependencies' list")
+        raise InputError(
+            path,
+            "dependencies",
+            "missing or not a list",
+            "write a conda environment file with a 'dependencies' list",
+        )
     python: str | None = None
     pip_lines: list[str] = []
+    fields: list[str] = []  # the YAML path of each pip line, for messages
     for i, dep in enumerate(data["dependencies"]):
         if isinstance(dep, str) and dep.startswith("python"):
             python = dep.split("=", 1)[1].lstrip("=") if "=" in dep else None
         elif isinstance(dep, dict) and "pip" in dep:
             if not isinstance(dep["pip"], list):
-                raise InputError(path, f"dependencies[{i}].pip", "not a list",
-                                 "list one 'name==version' per line")
+                raise InputError(
+                    path,
+                    f"dependencies[{i}].pip",
+                    "not a list",
+                    "list one 'name==version' per line",
+                )
             pip_lines.extend(str(x) for x in dep["pip"])
+            fields.extend(f"dependencies[{i}].pip[{j}]" for j in range(len(dep["pip"])))
     if not pip_lines:
-        raise InputError(path, "dependencies.pip", "no pip section",
-                         "add '- pip:' with exact pins such as 'numpy==2.4.6'")
+        raise InputError(
+            path,
+            "dependencies.pip",
+            "no pip section",
+            "add '- pip:' with exact pins such as 'numpy==2.4.6'",
+        )
     pins: dict[str, str] = {}
-    for i, line in enumerate(pip_lines):
+    for field, line in zip(fields, pip_lines, strict=True):
         match = PIN.match(line.strip())
         if not match:
-            raise InputError(path, f"dependencies.pip[{i}]", f"{line!r} is not an exact pin",
-                             "pin every package as 'name==version'")
+            raise InputError(
+                path,
+                field,
+                f"{line!r} is not an exact pin",
+                "pin every package as 'name==version' (e.g. 'torch==2.13.0')",
+            )
         pins[normalise(match.group(1))] = match.group(3)
-    return EnvFile(name=name, path=path, python=python, pins=pins,
-                   requirements=tuple(x.strip() for x in pip_lines))
+    return EnvFile(
+        name=name,
+        path=path,
+        python=python,
+        pins=pins,
+        requirements=tuple(x.strip() for x in pip_lines),
+    )

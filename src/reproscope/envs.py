@@ -52,8 +52,10 @@ def build(env: EnvFile, prefix: Path, log: Any) -> dict[str, Any]:
     _run([sys.executable, "-m", "venv", str(prefix)], log)
     python = str(prefix / "bin" / "python")
     report = prefix / "pip-report.json"
-    _run([python, "-m", "pip", "install", "--no-input", "--report", str(report),
-          *env.requirements], log)
+    _run(
+        [python, "-m", "pip", "install", "--no-input", "--report", str(report), *env.requirements],
+        log,
+    )
     return {"method": "venv", "python": python, "pip_report": str(report)}
 
 
@@ -71,8 +73,11 @@ def lock(env: EnvFile, built: dict[str, Any]) -> dict[str, Any]:
     ).stdout
     installed = dict(sorted(json.loads(listing).items()))
     hashes = _report_hashes(Path(built["pip_report"])) if built.get("pip_report") else {}
-    missing = [f"{d}=={v}" for d, v in env.pins.items() if installed.get(d) != v
-               and installed.get(d, "").split("+")[0] != v.split("+")[0]]
+    missing = [
+        f"{d}=={v}"
+        for d, v in env.pins.items()
+        if installed.get(d) != v and installed.get(d, "").split("+")[0] != v.split("+")[0]
+    ]
     return {
         "environment": env.name,
         "file": str(env.path),
@@ -80,7 +85,10 @@ def lock(env: EnvFile, built: dict[str, Any]) -> dict[str, Any]:
         "method": built["method"],
         "python_version": subprocess.run(
             [python, "-c", "import sys; print(sys.version.split()[0])"],
-            check=True, capture_output=True, text=True).stdout.strip(),
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip(),
         "packages": {d: {"version": v, "sha256": hashes.get(d)} for d, v in installed.items()},
         "pins_unsatisfied": missing,
     }
@@ -106,5 +114,8 @@ _LIST_DISTRIBUTIONS = (
 
 
 def host_versions() -> dict[str, str]:
-    return {normalise(d.metadata["Name"]): d.version for d in metadata.distributions()
-            if d.metadata["Name"]}
+    return {
+        normalise(d.metadata["Name"]): d.version
+        for d in metadata.distributions()
+        if d.metadata["Name"]
+    }

@@ -48,14 +48,17 @@ def gpus() -> list[dict[str, Any]]:
         for i in range(pynvml.nvmlDeviceGetCount()):
             handle = pynvml.nvmlDeviceGetHandleByIndex(i)
             memory = pynvml.nvmlDeviceGetMemoryInfo(handle)
-            found.append({
-                "index": i,
-                "name": _text(pynvml.nvmlDeviceGetName(handle)),
-                "driver": _text(driver),
-                "memory_bytes": int(memory.total),
-                "sm_clock_max_mhz": _safe(lambda h=handle: pynvml.nvmlDeviceGetMaxClockInfo(
-                    h, pynvml.NVML_CLOCK_SM)),
-            })
+            found.append(
+                {
+                    "index": i,
+                    "name": _text(pynvml.nvmlDeviceGetName(handle)),
+                    "driver": _text(driver),
+                    "memory_bytes": int(memory.total),
+                    "sm_clock_max_mhz": _safe(
+                        lambda h=handle: pynvml.nvmlDeviceGetMaxClockInfo(h, pynvml.NVML_CLOCK_SM)
+                    ),
+                }
+            )
         return found
     finally:
         pynvml.nvmlShutdown()
@@ -92,7 +95,9 @@ def system_fingerprint(threads: int, extra_packages: list[str] | None = None) ->
         "machine": platform.machine(),
         "cpu_model": cpu_model(),
         "logical_cpus": os.cpu_count(),
-        "cpus_available": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "cpus_available": len(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity")
+        else None,
         "threads_used": threads,
         "memory_bytes": memory_bytes(),
         "gpus": gpus(),

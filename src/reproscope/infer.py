@@ -51,8 +51,10 @@ def batch_of(inputs: np.ndarray, batch_size: int) -> np.ndarray:
 
 def accuracy_pass(runner: Any, inputs: np.ndarray, batch_size: int) -> tuple[np.ndarray, float]:
     start = time.perf_counter()
-    logits = [runner.run(np.ascontiguousarray(inputs[i : i + batch_size]))
-              for i in range(0, len(inputs), batch_size)]
+    logits = [
+        runner.run(np.ascontiguousarray(inputs[i : i + batch_size]))
+        for i in range(0, len(inputs), batch_size)
+    ]
     return np.concatenate(logits).astype(np.float32), time.perf_counter() - start
 
 

@@ -67,7 +67,12 @@ def load_manifest(path: str | Path) -> Manifest:
     path = Path(path)
     data = load_yaml(path)
     if not isinstance(data, dict):
-        raise InputError(path, "", "a manifest is a mapping of fields", "see manifests/README.md")
+        raise InputError(
+            path,
+            "",
+            "a manifest is a mapping of fields",
+            "write 'field: value' lines, like the manifests in manifests/",
+        )
     validate(data, "manifest", path)
     manifest = Manifest(path=path, data=data)
     errors = _semantic_errors(manifest)
@@ -81,38 +86,80 @@ def _semantic_errors(m: Manifest) -> list[InputError]:
     fmt = m.source["format"]
     expected = FORMAT_OF_FRAMEWORK[m.framework]
     if fmt != expected:
-        errors.append(InputError(m.path, "source.format", f"{fmt!r} cannot run on {m.framework}",
-                                 f"use {expected!r} or change framework.name"))
+        errors.append(
+            InputError(
+                m.path,
+                "source.format",
+                f"{fmt!r} cannot run on {m.framework}",
+                f"use {expected!r} or change framework.name",
+            )
+        )
     if fmt == "pytorch-state-dict" and "architecture" not in m.data:
-        errors.append(InputError(m.path, "architecture", "a state_dict has no architecture",
-                                 "add architecture.entry_point ('module:callable'), args, kwargs"))
+        errors.append(
+            InputError(
+                m.path,
+                "architecture",
+                "a state_dict has no architecture",
+                "add architecture.entry_point ('module:callable'), args, kwargs",
+            )
+        )
     if fmt != "pytorch-state-dict" and "architecture" in m.data:
-        errors.append(InputError(m.path, "architecture", f"unused for format {fmt!r}",
-                                 "remove it; only state_dict sources need an architecture"))
+        errors.append(
+            InputError(
+                m.path,
+                "architecture",
+                f"unused for format {fmt!r}",
+                "remove it; only state_dict sources need an architecture",
+            )
+        )
     if m.source.get("unsafe_pickle") and fmt != "pytorch-state-dict":
-        errors.append(InputError(m.path, "source.unsafe_pickle", "only applies to PyTorch files",
-                                 "remove it"))
+        errors.append(
+            InputError(m.path, "source.unsafe_pickle", "only applies to PyTorch files", "remove it")
+        )
     problem = antialias_problem(m.inputs["resize"])
     if problem:
-        errors.append(InputError(m.path, "inputs.resize.antialias", problem,
-                                 "set antialias to match, or change library/method"))
+        errors.append(
+            InputError(
+                m.path,
+                "inputs.resize.antialias",
+                problem,
+                "set antialias to match, or change library/method",
+            )
+        )
     labels = m.labels_path
     if not labels.is_file():
-        errors.append(InputError(m.path, "outputs.labels.file", f"{labels} does not exist",
-                                 "point it at the label list, relative to the manifest"))
+        errors.append(
+            InputError(
+                m.path,
+                "outputs.labels.file",
+                f"{labels} does not exist",
+                "point it at the label list, relative to the manifest",
+            )
+        )
     else:
         digest = hashlib.sha256(labels.read_bytes()).hexdigest()
         if digest != m.outputs["labels"]["sha256"]:
-            errors.append(InputError(
-                m.path, "outputs.labels.sha256", f"{labels.name} has sha256 {digest}",
-                "the label list changed: restore it or update the checksum on purpose"))
+            errors.append(
+                InputError(
+                    m.path,
+                    "outputs.labels.sha256",
+                    f"{labels} has sha256 {digest}, not the "
+                    f"{m.outputs['labels']['sha256']} written here",
+                    "the label list changed: restore it, or update the checksum on purpose",
+                )
+            )
         else:
             count = len(read_label_list(labels))
             if count + m.outputs["label_offset"] > m.outputs["num_classes"]:
-                errors.append(InputError(
-                    m.path, "outputs.label_offset",
-                    f"{count} labels + offset {m.outputs['label_offset']} exceed "
-                    f"num_classes {m.outputs['num_classes']}", "fix the offset or num_classes"))
+                errors.append(
+                    InputError(
+                        m.path,
+                        "outputs.label_offset",
+                        f"{count} labels + offset {m.outputs['label_offset']} exceed "
+                        f"num_classes {m.outputs['num_classes']}",
+                        "fix the offset or num_classes",
+                    )
+                )
     return errors
 
 
@@ -137,9 +184,14 @@ def load_manifests(directory: str | Path) -> dict[str, Manifest]:
             errors.append(exc)
             continue
         if manifest.name in manifests:
-            errors.append(InputError(path, "name", f"{manifest.name!r} is also the name in "
-                                     f"{manifests[manifest.name].path}", "give each manifest a "
-                                     "unique name"))
+            errors.append(
+                InputError(
+                    path,
+                    "name",
+                    f"{manifest.name!r} is also the name in {manifests[manifest.name].path}",
+                    "give each manifest a unique name",
+                )
+            )
             continue
         manifests[manifest.name] = manifest
     if errors:

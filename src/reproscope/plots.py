@@ -18,11 +18,14 @@ def latency_throughput(runs: pd.DataFrame, out: Path) -> None:
         group = group.sort_values("batch_size")
         label = "/".join(map(str, key))
         ax_lat.plot(group["batch_size"], group["latency_ms_p50"], marker="o", label=label)
-        ax_lat.fill_between(group["batch_size"], group["latency_ms_p50"],
-                            group["latency_ms_p99"], alpha=0.15)
+        ax_lat.fill_between(
+            group["batch_size"], group["latency_ms_p50"], group["latency_ms_p99"], alpha=0.15
+        )
         ax_tp.plot(group["batch_size"], group["throughput_ips"], marker="o", label=label)
-    for ax, title, ylabel in ((ax_lat, "Latency per batch (p50, band to p99)", "ms"),
-                              (ax_tp, "Throughput", "images/s")):
+    for ax, title, ylabel in (
+        (ax_lat, "Latency per batch (p50, band to p99)", "ms"),
+        (ax_tp, "Throughput", "images/s"),
+    ):
         ax.set_xscale("log", base=2)
         ax.set_xlabel("batch size")
         ax.set_ylabel(ylabel)
@@ -43,8 +46,13 @@ def accuracy_vs_claim(accuracy: pd.DataFrame, out: Path) -> None:
     ax.bar([i - 0.2 for i in x], ok["top1"], width=0.4, label="measured top-1")
     ax.bar([i + 0.2 for i in x], ok["claimed_top1"], width=0.4, label="claimed / reference top-1")
     for i, r in enumerate(ok.itertuples()):
-        ax.annotate(f"{r.top1:.1f}\n({r.delta_top1:+.1f})", (i - 0.2, r.top1), ha="center",
-                    va="bottom", fontsize=7)
+        ax.annotate(
+            f"{r.top1:.1f}\n({r.delta_top1:+.1f})",
+            (i - 0.2, r.top1),
+            ha="center",
+            va="bottom",
+            fontsize=7,
+        )
     ax.set_xticks(list(x), labels, fontsize=7)
     ax.set_ylabel("top-1 (%)")
     ax.set_ylim(0, 105)

@@ -25,8 +25,16 @@ CV2_FILTERS = {
     "area": cv2.INTER_AREA,
 }
 PREPROCESS_FIELDS = (
-    "size", "decoder", "grayscale", "color_order", "resize", "crop_ratio", "normalize",
-    "dtype", "layout", "layout_conversion",
+    "size",
+    "decoder",
+    "grayscale",
+    "color_order",
+    "resize",
+    "crop_ratio",
+    "normalize",
+    "dtype",
+    "layout",
+    "layout_conversion",
 )
 
 
@@ -47,8 +55,10 @@ def antialias_problem(resize: dict[str, Any]) -> str | None:
     library, method, antialias = resize["library"], resize["method"], resize["antialias"]
     inherent = (method != "nearest") if library == "pil" else (method == "area")
     if antialias != inherent:
-        return (f"{library} {method} resizing {'always' if inherent else 'never'} antialiases, "
-                f"so antialias must be {str(inherent).lower()}")
+        return (
+            f"{library} {method} resizing {'always' if inherent else 'never'} antialiases, "
+            f"so antialias must be {str(inherent).lower()}"
+        )
     return None
 
 
@@ -66,8 +76,9 @@ def decode(path: str | Path, decoder: str) -> np.ndarray:
     raise ValueError(f"unknown decoder {decoder!r}")
 
 
-def resized_shape(h: int, w: int, size: Sequence[int], crop_ratio: float, target: str
-                  ) -> tuple[int, int]:
+def resized_shape(
+    h: int, w: int, size: Sequence[int], crop_ratio: float, target: str
+) -> tuple[int, int]:
     """(height, width) before the center crop.
 
     squash: (round(H / r), round(W / r)); shorter_side: the shorter side becomes

@@ -26,12 +26,19 @@ def validate(data: Any, schema_name: str, file: str | Path) -> None:
     validator = jsonschema.Draft202012Validator(load_schema(schema_name))
     errors = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
-        raise InputErrors([_to_input_error(e, file) for e in errors])
+        unique: dict[str, InputError] = {}  # an identifier can break 'pattern' and 'not' alike
+        for error in errors:
+            converted = _to_input_error(error, file)
+            unique.setdefault(str(converted), converted)
+        raise InputErrors(list(unique.values()))
 
 
 def field_path(path: Any) -> str:
     parts = [f"[{p}]" if isinstance(p, int) else f".{p}" for p in path]
     return "".join(parts).lstrip(".")
+
+
+BOUNDS = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}
 
 
 def _to_input_error(error: jsonschema.ValidationError, file: str | Path) -> InputError:
@@ -41,47 +48,68 @@ def _to_input_error(error: jsonschema.ValidationError, file: str | Path) -> Inpu
     if validator == "required":
         missing = error.message.split("'")[1] if "'" in error.message else error.message
         name = f"{field}.{missing}" if field else missing
+        if missing == "sha256" and name == "source.sha256":
+            return InputError(
+                file,
+                name,
+                "a remote source (http/https url or pypi) has no checksum",
+                "add 'sha256:' with the 64 lower-case hex digits of the artifact's sha256",
+            )
         desc = _describe(schema.get("properties", {}).get(missing, {}))
         return InputError(file, name, "required field is missing", f"add '{missing}'{desc}")
     if validator == "additionalProperties" and value is False:
         allowed = ", ".join(sorted(schema.get("properties", {})))
         extra = [k for k in error.instance if k not in schema.get("properties", {})]
         name = ".".join(filter(None, [field, extra[0] if extra else ""]))
-        return InputError(
-            file, name, "unknown field", f"remove it or use one of: {allowed}"
-        )
+        return InputError(file, name, "unknown field", f"remove it or use one of: {allowed}")
     if validator == "enum":
         allowed = ", ".join(map(repr, value))
-        return InputError(file, field, f"{error.instance!r} is not allowed", f"use one of {allowed}")
+        return InputError(
+            file, field, f"{error.instance!r} is not allowed", f"use one of {allowed}"
+        )
     if validator == "const":
         return InputError(file, field, f"{error.instance!r} is not allowed", f"use {value!r}")
     if validator == "type":
         return InputError(
-            file, field, f"expected {value}, got {type(error.instance).__name__}",
+            file,
+            field,
+            f"expected {value}, got {type(error.instance).__name__}",
             f"write a value of type {value}",
         )
-    if validator in {"minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"}:
+    if validator in BOUNDS:
         return InputError(
-            file, field, f"{error.instance!r} violates {validator} {value}",
-            f"use a value within the allowed range{_describe(schema)}",
+            file,
+            field,
+            f"{error.instance!r} is out of range",
+            f"use a value {BOUNDS[validator]} {value}{_describe(schema)}",
         )
     if validator == "pattern" or (validator == "not" and "pattern" in str(value)):
-        return InputError(
-            file, field, f"{error.instance!r} has the wrong form",
-            f"match {schema.get('pattern', 'the allowed form')}"
+        identifier = "not" in schema  # the identifier definition: a name, never a path
+        hint = (
             " (names: letters, digits, '.', '_', '-'; no path separators or '..')"
-            f"{_describe(schema)}",
+            if identifier
+            else ""
         )
-    if validator == "oneOf" and field.endswith("source") or field == "source":
         return InputError(
-            file, field, "a source needs exactly one of url, pypi or derived",
+            file,
+            field,
+            f"{error.instance!r} has the wrong form",
+            f"match {schema.get('pattern', 'the allowed form')}{hint}{_describe(schema)}",
+        )
+    if validator == "oneOf" and (field == "source" or field.endswith(".source")):
+        return InputError(
+            file,
+            field,
+            "a source needs exactly one of url, pypi or derived",
             "keep one of 'url', 'pypi', 'derived'",
         )
     if validator == "uniqueItems":
         return InputError(file, field, "items repeat", "list each item once")
     if validator in {"minItems", "maxItems", "minProperties"}:
         return InputError(file, field, error.message, f"respect {validator} {value}")
-    return InputError(file, field, error.message, f"see the schema ({validator}){_describe(schema)}")
+    return InputError(
+        file, field, error.message, f"see the schema ({validator}){_describe(schema)}"
+    )
 
 
 def _describe(schema: Any) -> str:

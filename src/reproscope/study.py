@@ -1,7 +1,8 @@
-"""The study: config + manifests + environments, checked together and expanded into one job table."""
+"""The study: config + manifests + environments, checked together, expanded into one job table."""
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,10 +77,31 @@ class Study:
 def load_study(config: dict[str, Any], config_file: str, gpu_present: bool = False) -> Study:
     """Validate the config, manifests and environment files; expand the job table."""
     validate(config, "config", config_file)
+    if not Path(config["manifests"]).is_dir():
+        raise InputErrors(
+            [
+                InputError(
+                    config_file,
+                    "manifests",
+                    f"{config['manifests']!r} is not a directory (relative to {Path.cwd()})",
+                    "point it at the directory of manifest YAML files",
+                )
+            ]
+        )
     manifests = load_manifests(config["manifests"])
     errors: list[InputError] = []
     envs: dict[str, EnvFile] = {}
     for name, path in config["environments"].items():
+        if not Path(path).is_file():
+            errors.append(
+                InputError(
+                    config_file,
+                    f"environments.{name}",
+                    f"{path!r} is not a file (relative to {Path.cwd()})",
+                    f"point it at the environment file, e.g. envs/{name}.yaml",
+                )
+            )
+            continue
         try:
             envs[name] = read_env_file(name, path)
         except InputError as exc:
@@ -96,22 +118,44 @@ def _cross_check(study: Study) -> list[InputError]:
     cfg, errors = study.config, []
     settings = cfg["study"]
     if settings["dataset"] not in cfg["datasets"]:
-        errors.append(InputError(study.config_file, "study.dataset",
-                                 f"{settings['dataset']!r} is not declared",
-                                 f"use one of {sorted(cfg['datasets'])}"))
+        errors.append(
+            InputError(
+                study.config_file,
+                "study.dataset",
+                f"{settings['dataset']!r} is not declared",
+                f"use one of {sorted(cfg['datasets'])}",
+            )
+        )
     for system in settings.get("systems", []):
         if system not in study.systems:
-            errors.append(InputError(study.config_file, "study.systems", f"unknown {system!r}",
-                                     f"declare it under 'systems' or use {sorted(study.systems)}"))
+            errors.append(
+                InputError(
+                    study.config_file,
+                    "study.systems",
+                    f"unknown {system!r}",
+                    f"declare it under 'systems' or use {sorted(study.systems)}",
+                )
+            )
     for i, name in enumerate(settings["models"]):
         if name not in study.manifests:
-            errors.append(InputError(study.config_file, f"study.models[{i}]",
-                                     f"no manifest named {name!r} in {cfg['manifests']}",
-                                     f"use one of {sorted(study.manifests)}"))
+            errors.append(
+                InputError(
+                    study.config_file,
+                    f"study.models[{i}]",
+                    f"no manifest named {name!r} in {cfg['manifests']}",
+                    f"use one of {sorted(study.manifests)}",
+                )
+            )
     override = settings.get("environment")
     if override and override not in study.envs:
-        errors.append(InputError(study.config_file, "study.environment", f"unknown {override!r}",
-                                 f"use one of {sorted(study.envs)}"))
+        errors.append(
+            InputError(
+                study.config_file,
+                "study.environment",
+                f"unknown {override!r}",
+                f"use one of {sorted(study.envs)}",
+            )
+        )
         return errors
     for m in study.manifests.values():
         errors.extend(_manifest_against_envs(m, study))
@@ -121,27 +165,60 @@ def _cross_check(study: Study) -> list[InputError]:
 def _manifest_against_envs(m: Manifest, study: Study) -> list[InputError]:
     errors = []
     env = study.envs.get(study.env_of(m.name))
+    if env is None and study.env_of(m.name) in study.config["environments"]:
+        return []  # declared, but its file failed to load: that error is already reported
     if env is None:
-        return [InputError(m.path, "environment", f"{m.environment!r} is not in the study config",
-                           f"use one of {sorted(study.envs)} or add it under 'environments'")]
+        return [
+            InputError(
+                m.path,
+                "environment",
+                f"{m.environment!r} is not in the study config",
+                f"use one of {sorted(study.envs)} or add it under 'environments'",
+            )
+        ]
     derived = m.source.get("derived")
     if derived:
         if derived["from"] not in study.manifests:
-            errors.append(InputError(m.path, "source.derived.from",
-                                     f"no manifest named {derived['from']!r}",
-                                     f"use one of {sorted(study.manifests)}"))
-        if derived["environment"] not in study.envs:
-            errors.append(InputError(m.path, "source.derived.environment",
-                                     f"{derived['environment']!r} is not in the study config",
-                                     f"use one of {sorted(study.envs)}"))
+            errors.append(
+                InputError(
+                    m.path,
+                    "source.derived.from",
+                    f"no manifest named {derived['from']!r}",
+                    f"use one of {sorted(study.manifests)}",
+                )
+            )
+        if derived["environment"] not in study.config["environments"]:
+            errors.append(
+                InputError(
+                    m.path,
+                    "source.derived.environment",
+                    f"{derived['environment']!r} is not in the study config",
+                    f"use one of {sorted(study.envs)}",
+                )
+            )
     if "architecture" in m.data:
         module = m.data["architecture"]["entry_point"].split(":")[0].split(".")[0]
-        if module not in env.import_names():
-            errors.append(InputError(
-                m.path, "architecture.entry_point",
-                f"module {module!r} is not provided by a package pinned in environment "
-                f"{env.name!r} ({env.path})",
-                f"pin its package in {env.path} or use one of {sorted(env.import_names())}"))
+        if module in sys.stdlib_module_names:
+            errors.append(
+                InputError(
+                    m.path,
+                    "architecture.entry_point",
+                    f"module {module!r} is in the Python standard library; an entry point must "
+                    f"come from a package pinned in environment {env.name!r} ({env.path})",
+                    "name the model-building callable of a pinned package, from one of "
+                    f"{sorted(env.import_names())}",
+                )
+            )
+        elif module not in env.import_names():
+            errors.append(
+                InputError(
+                    m.path,
+                    "architecture.entry_point",
+                    f"module {module!r} is not provided by a package pinned in environment "
+                    f"{env.name!r} ({env.path})",
+                    f"pin its package in {env.path} or use one of {sorted(env.import_names())}",
+                )
+            )
     errors.extend(_framework_version(m, env))
     return errors
 
@@ -150,18 +227,37 @@ def _framework_version(m: Manifest, env: EnvFile) -> list[InputError]:
     try:
         spec = SpecifierSet(m.data["framework"]["version"])
     except InvalidSpecifier:
-        return [InputError(m.path, "framework.version", "not a version specifier",
-                           "write a PEP 440 specifier such as '>=2.13,<2.15'")]
+        return [
+            InputError(
+                m.path,
+                "framework.version",
+                "not a version specifier",
+                "write a PEP 440 specifier such as '>=2.13,<2.15'",
+            )
+        ]
     pinned = [env.version_of(d) for d in FRAMEWORK_DISTRIBUTIONS[m.framework]]
     pinned = [v for v in pinned if v]
     if not pinned:
-        return [InputError(m.path, "environment", f"{env.path} pins no {m.framework} package",
-                           f"pin one of {FRAMEWORK_DISTRIBUTIONS[m.framework]} there")]
+        return [
+            InputError(
+                m.path,
+                "environment",
+                f"{env.path} pins no {m.framework} package",
+                f"pin one of {FRAMEWORK_DISTRIBUTIONS[m.framework]} there",
+            )
+        ]
     version = Version(pinned[0]).base_version
     if version not in spec:
-        return [InputError(m.path, "framework.version",
-                           f"{env.path} pins {m.framework} {pinned[0]}, outside {spec}",
-                           "change the environment or the constraint")]
+        return [
+            InputError(
+                m.path,
+                "framework.version",
+                f"environment {env.name!r} ({env.path}) pins {m.framework} "
+                f"{pinned[0]}, outside {spec}",
+                f"widen framework.version to include {version}, or set "
+                f"'environment' to one that pins a matching {m.framework}",
+            )
+        ]
     return []
 
 
@@ -179,10 +275,18 @@ def job_table(study: Study, gpu_present: bool) -> pd.DataFrame:
                     continue
                 if device == "cuda" and not (gpu_present or settings.get("cuda_without_gpu")):
                     continue
-                base = {"system": system, "manifest": name, "model": m.model,
-                        "framework": m.framework, "env": study.env_of(name), "device": device,
-                        "preprocess": study.preprocess_hash(name)}
+                base = {
+                    "system": system,
+                    "manifest": name,
+                    "model": m.model,
+                    "framework": m.framework,
+                    "env": study.env_of(name),
+                    "device": device,
+                    "preprocess": study.preprocess_hash(name),
+                }
                 rows.append({**base, "mode": "accuracy", "batch_size": 0})
-                rows.extend({**base, "mode": "latency", "batch_size": bs}
-                            for bs in sorted(settings["batch_sizes"]))
+                rows.extend(
+                    {**base, "mode": "latency", "batch_size": bs}
+                    for bs in sorted(settings["batch_sizes"])
+                )
     return pd.DataFrame(rows)

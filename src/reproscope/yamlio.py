@@ -19,10 +19,14 @@ def load_yaml(path: str | Path, max_bytes: int = MAX_YAML_BYTES) -> Any:
     try:
         size = path.stat().st_size
     except OSError as exc:
-        raise InputError(path, "", f"cannot read the file ({exc.strerror})", "check the path") from exc
+        raise InputError(
+            path, "", f"cannot read the file ({exc.strerror})", "check the path"
+        ) from exc
     if size > max_bytes:
         raise InputError(
-            path, "", f"file is {size} bytes, over the {max_bytes}-byte limit",
+            path,
+            "",
+            f"file is {size} bytes, over the {max_bytes}-byte limit",
             "manifests and configs are small; remove embedded data",
         )
     raw = path.read_bytes()
@@ -30,22 +34,69 @@ def load_yaml(path: str | Path, max_bytes: int = MAX_YAML_BYTES) -> Any:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InputError(
-            path, "", f"not UTF-8 text (byte {exc.start} is {raw[exc.start]:#04x})",
+            path,
+            "",
+            f"not UTF-8 text (byte {exc.start} is {raw[exc.start]:#04x})",
             "save the file as UTF-8",
         ) from exc
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is None:
+            raise InputError(path, "", "the file is empty", "write the document")
+        expanded = _expanded_size(node, {})
+        duplicate = _duplicate_key(node, "", set())
     except yaml.YAMLError as exc:
         raise InputError(path, "", f"not valid YAML: {exc}", "fix the YAML syntax") from exc
-    if node is None:
-        raise InputError(path, "", "the file is empty", "write the document")
-    expanded = _expanded_size(node, {})
+    except RecursionError as exc:
+        raise InputError(
+            path,
+            "",
+            "the document is nested too deeply to read",
+            "flatten the nested lists/mappings",
+        ) from exc
     if expanded > MAX_YAML_NODES:
         raise InputError(
-            path, "", f"aliases expand to {expanded} nodes (limit {MAX_YAML_NODES})",
+            path,
+            "",
+            f"aliases expand to {expanded} nodes (limit {MAX_YAML_NODES})",
             "remove the nested anchors/aliases",
         )
+    if duplicate:
+        field, first, second = duplicate
+        raise InputError(
+            path,
+            field,
+            f"the key is written twice (lines {first} and {second}); YAML would "
+            "silently keep the last one",
+            "keep a single entry for the key",
+        )
     return yaml.safe_load(text)
+
+
+def _duplicate_key(node: yaml.Node, where: str, seen: set[int]) -> tuple[str, int, int] | None:
+    """(field path, first line, second line) of the first mapping key written twice."""
+    if id(node) in seen:
+        return None
+    seen.add(id(node))
+    if isinstance(node, yaml.SequenceNode):
+        for i, child in enumerate(node.value):
+            found = _duplicate_key(child, f"{where}[{i}]", seen)
+            if found:
+                return found
+    elif isinstance(node, yaml.MappingNode):
+        lines: dict[tuple[str, str], int] = {}
+        for key, value in node.value:
+            if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
+                continue
+            field = f"{where}.{key.value}" if where else key.value
+            line = key.start_mark.line + 1
+            if (key.tag, key.value) in lines:
+                return field, lines[key.tag, key.value], line
+            lines[key.tag, key.value] = line
+            found = _duplicate_key(value, field, seen)
+            if found:
+                return found
+    return None
 
 
 def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:

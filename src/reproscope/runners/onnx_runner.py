@@ -28,8 +28,9 @@ class OnnxRunner:
         self.options.inter_op_num_threads = 1
         self.options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         self.options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        providers = [provider] if provider == "CPUExecutionProvider" else [provider,
-                                                                            PROVIDERS["cpu"]]
+        providers = (
+            [provider] if provider == "CPUExecutionProvider" else [provider, PROVIDERS["cpu"]]
+        )
         self.session = ort.InferenceSession(str(artifact), self.options, providers=providers)
         self.input_name = self.session.get_inputs()[0].name
 

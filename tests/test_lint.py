@@ -1,0 +1,33 @@
+"""Style gates as tests: snakemake --lint, snakefmt --check and ruff."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run(*cmd: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("config", ["config/config.yaml", "config/smoke.yaml"])
+def test_snakemake_lint(config: str) -> None:
+    result = run(sys.executable, "-m", "snakemake", "--lint", "--configfile", config)
+    assert result.returncode == 0 and "Congratulations" in result.stdout, result.stdout[-3000:]
+
+
+@pytest.mark.parametrize("tool", ["snakefmt", "ruff"])
+def test_formatters(tool: str) -> None:
+    if shutil.which(tool) is None:
+        pytest.fail(f"{tool} is not installed: pip install -e '.[dev]'")
+    if tool == "snakefmt":
+        result = run("snakefmt", "--check", ".")
+    else:
+        result = run("ruff", "check", "src", "scripts", "tests", "benchmarks")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

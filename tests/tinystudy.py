@@ -1,0 +1,141 @@
+"""Builds a tiny study in a directory: synthetic colour images, a tiny PyTorch model and
+its ONNX export, run in the host environment."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+COLOURS = {  # must match reproscope.datasets.SYNTHETIC_CLASSES
+    "blue": (30, 40, 220),
+    "cyan": (30, 210, 220),
+    "green": (30, 200, 40),
+    "magenta": (210, 30, 210),
+    "red": (220, 30, 30),
+    "yellow": (230, 220, 30),
+}
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def write_weights(path: Path) -> None:
+    import torch
+
+    from reproscope.tinynet import prototype_state_dict
+
+    names = sorted(COLOURS)
+    prototypes = torch.tensor([COLOURS[n] for n in names], dtype=torch.float32) / 127.5 - 1.0
+    torch.save(prototype_state_dict(prototypes), path)
+
+
+def manifest(name: str, labels: Path, weights: Path, framework: str, **extra) -> dict:
+    data = {
+        "schema_version": 1,
+        "name": name,
+        "model": "tiny-colour",
+        "version": "1",
+        "task": "image-classification",
+        "framework": {"name": "pytorch", "version": ">=2.13,<2.15"},
+        "environment": "host",
+        "source": {
+            "format": "pytorch-state-dict",
+            "url": weights.as_uri(),
+            "sha256": sha256(weights),
+        },
+        "architecture": {
+            "entry_point": "reproscope.tinynet:TinyColourNet",
+            "args": [6],
+            "kwargs": {},
+        },
+        "inputs": {
+            "size": [32, 32],
+            "decoder": "pil",
+            "grayscale": "to_rgb",
+            "color_order": "RGB",
+            "resize": {
+                "library": "pil",
+                "method": "bilinear",
+                "antialias": True,
+                "target": "shorter_side",
+            },
+            "crop_ratio": 0.875,
+            "normalize": {
+                "scale": 1.0,
+                "mean": [127.5] * 3,
+                "std": [127.5] * 3,
+                "arithmetic": "float32",
+            },
+            "dtype": "float32",
+            "layout": "NCHW",
+            "layout_conversion": "transpose",
+        },
+        "outputs": {
+            "kind": "logits",
+            "num_classes": 6,
+            "label_offset": 0,
+            "top_k": 5,
+            "labels": {"file": labels.name, "sha256": sha256(labels)},
+        },
+        "claims": {
+            "dataset": "synthetic",
+            "top1": 100.0,
+            "source": "construction",
+            "tolerance": 20.0,
+        },
+    }
+    if framework == "onnxruntime":
+        data["framework"] = {"name": "onnxruntime", "version": ">=1.30,<1.31"}
+        data["source"] = {
+            "format": "onnx",
+            "derived": {"from": "tiny-pytorch", "converter": "onnx-export", "environment": "host"},
+        }
+        del data["architecture"]
+    data.update(extra)
+    return data
+
+
+def build(root: Path, batch_sizes: tuple[int, ...] = (1, 4)) -> Path:
+    """Lay out the tiny study under root; return the config path."""
+    (root / "manifests").mkdir(parents=True)
+    (root / "envs").mkdir()
+    (root / "artifacts").mkdir()
+    shutil.copy(REPO / "envs" / "host.yaml", root / "envs" / "host.yaml")
+    labels = root / "manifests" / "colours.txt"
+    labels.write_text("\n".join(sorted(COLOURS)) + "\n")
+    weights = root / "artifacts" / "tiny.pt"
+    write_weights(weights)
+    for name, framework in (("tiny-pytorch", "pytorch"), ("tiny-onnx", "onnxruntime")):
+        path = root / "manifests" / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(manifest(name, labels, weights, framework), sort_keys=False))
+    config = {
+        "manifests": "manifests",
+        "environments": {"host": "envs/host.yaml"},
+        "datasets": {
+            "colours": {
+                "generator": "synthetic-colours",
+                "n_images": 24,
+                "content_digest": "generated",
+                "files": "*.jpg",
+                "labels": {"filename_regex": "^([a-z]+)_"},
+            }
+        },
+        "study": {
+            "dataset": "colours",
+            "models": ["tiny-pytorch", "tiny-onnx"],
+            "batch_sizes": list(batch_sizes),
+            "devices": ["cpu"],
+            "environment": "host",
+            "accuracy_batch_size": 8,
+            "threads": 1,
+            "timing": {"warmup": 1, "min_duration_s": 0.05, "min_queries": 3, "max_duration_s": 10},
+        },
+    }
+    path = root / "config.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
