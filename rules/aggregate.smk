@@ -31,6 +31,6 @@ rule aggregate:
         mem_mb=2000,
         runtime=10,
     params:
-        manifests=lambda wc: manifest_summaries(),
+        manifests=lambda wc: canonical(manifest_summaries()),
     script:
         "../scripts/aggregate.py"

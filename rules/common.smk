@@ -29,6 +29,16 @@ JOBS = study.jobs
 THREADS = study.settings["threads"]
 
 
+def canonical(value):
+    """Keys sorted at every level, so reordering a YAML file does not look like a change
+    to Snakemake's params rerun trigger."""
+    if isinstance(value, dict):
+        return {k: canonical(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [canonical(v) for v in value]
+    return value
+
+
 def names_regex(names):
     return "|".join(re.escape(n) for n in sorted(names)) or "(?!x)x"
 
@@ -122,7 +132,6 @@ def inference_job(wildcards, output, mode):
         "architecture": m.data.get("architecture"),
         "unsafe_pickle": bool(m.source.get("unsafe_pickle", False)),
         "top_k": m.outputs["top_k"],
-        "timing": study.settings["timing"],
         "result_out": output.result,
     }
     if mode == "accuracy":
@@ -133,6 +142,7 @@ def inference_job(wildcards, output, mode):
         )
     else:
         job["batch_size"] = int(wildcards.batch_size)
+        job["timing"] = study.settings["timing"]
     return json.dumps(job, sort_keys=True)
 
 
@@ -176,14 +186,20 @@ def manifest_summaries():
     }
 
 
+_ENV_FILES = {}  # env name -> resolved path of its file; asked once per inference job
+
+
+def _env_file(env):
+    path = _ENV_FILES.get(env)
+    if path is None:
+        path = _ENV_FILES[env] = str(Path(config["environments"][env]).resolve())
+    return path
+
+
 def inference_env_file(wildcards):
     """The pinned file of a job's environment; build_env builds it (see envs.smk)."""
-    return str(Path(config["environments"][wildcards.env]).resolve())
+    return _env_file(wildcards.env)
 
 
 def conversion_env_file(wildcards):
-    return str(
-        Path(
-            config["environments"][study.converter_env_of(wildcards.manifest)]
-        ).resolve()
-    )
+    return _env_file(study.converter_env_of(wildcards.manifest))

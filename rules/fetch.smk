@@ -13,7 +13,7 @@ rule fetch_model:
         mem_mb=1000,
         runtime=30,
     params:
-        source=lambda wc: study.manifest(wc.manifest).source,
+        source=lambda wc: canonical(study.manifest(wc.manifest).source),
         manifest=lambda wc: str(study.manifest(wc.manifest).path),
     script:
         "../scripts/fetch_model.py"
@@ -60,8 +60,7 @@ rule fetch_dataset:
         mem_mb=1000,
         runtime=60,
     params:
-        spec=lambda wc: config["datasets"][wc.dataset],
-        config_file=_config_label(),
+        spec=lambda wc: canonical(config["datasets"][wc.dataset]),
         workdir=lambda wc, output: str(Path(output[0]).parent),
     script:
         "../scripts/fetch_dataset.py"

@@ -12,6 +12,6 @@ rule preprocess:
         mem_mb=4000,
         runtime=60,
     params:
-        spec=lambda wc: spec_of(study.manifest(SPECS[wc.spec]).inputs),
+        spec=lambda wc: canonical(spec_of(study.manifest(SPECS[wc.spec]).inputs)),
     script:
         "../scripts/preprocess.py"

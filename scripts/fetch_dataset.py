@@ -12,7 +12,7 @@ with open(snakemake.log[0], "w") as log:
         snakemake.wildcards.dataset,
         snakemake.params.spec,
         Path(snakemake.params.workdir),
-        snakemake.params.config_file,
+        "the study config",
         log,
     )
 Path(snakemake.output[0]).write_text(json.dumps(index, indent=1))

@@ -19,7 +19,8 @@ def run(*cmd: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize("config", ["config/config.yaml", "config/smoke.yaml"])
 def test_snakemake_lint(config: str) -> None:
     result = run(sys.executable, "-m", "snakemake", "--lint", "--configfile", config)
-    assert result.returncode == 0 and "Congratulations" in result.stdout, result.stdout[-3000:]
+    output = result.stdout + result.stderr
+    assert result.returncode == 0 and "Congratulations" in output, output[-3000:]
 
 
 @pytest.mark.parametrize("tool", ["snakefmt", "ruff"])

@@ -100,8 +100,38 @@ def manifest(name: str, labels: Path, weights: Path, framework: str, **extra) ->
     return data
 
 
-def build(root: Path, batch_sizes: tuple[int, ...] = (1, 4)) -> Path:
-    """Lay out the tiny study under root; return the config path."""
+def write_broken_onnx(path: Path) -> None:
+    """A valid ONNX file whose only node is an operator no runtime implements."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    node = helper.make_node("NoSuchOperator", ["input"], ["logits"], domain="reproscope.test")
+    graph = helper.make_graph(
+        [node], "broken",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, 32, 32])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 6])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
+                                                    helper.make_opsetid("reproscope.test", 1)])
+    onnx.save(model, path)
+
+
+def add_broken_manifest(root: Path) -> str:
+    """A manifest whose model needs an operator ONNX Runtime lacks; returns its name."""
+    labels = root / "manifests" / "colours.txt"
+    weights = root / "artifacts" / "broken.onnx"
+    write_broken_onnx(weights)
+    data = manifest("tiny-broken", labels, root / "artifacts" / "tiny.pt", "onnxruntime")
+    data["source"] = {"format": "onnx", "url": weights.as_uri(), "sha256": sha256(weights)}
+    (root / "manifests" / "tiny-broken.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    return "tiny-broken"
+
+
+def build(root: Path, batch_sizes: tuple[int, ...] = (1, 4), **study: object) -> Path:
+    """Lay out the tiny study under root; return the config path.
+
+    Keyword arguments override entries of the config's `study` section.
+    """
     (root / "manifests").mkdir(parents=True)
     (root / "envs").mkdir()
     (root / "artifacts").mkdir()
@@ -136,6 +166,7 @@ def build(root: Path, batch_sizes: tuple[int, ...] = (1, 4)) -> Path:
             "timing": {"warmup": 1, "min_duration_s": 0.05, "min_queries": 3, "max_duration_s": 10},
         },
     }
+    config["study"].update(study)
     path = root / "config.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path

@@ -10,8 +10,13 @@ not log. So jobs get labels from:
     files are rule_<rule>/[<wildcards>/]<jobid>.log -> label "rule_<rule>/...",
   * --id-file GLOB: files containing "SLURM_JOB_ID=<id>" (e.g. rule outputs)
     -> label = the file's path.
+  * --json-id GLOB: JSON files (reproscope result records) whose
+    fingerprint.slurm_job_id names the job -> label = the file's path. A file
+    without one was written outside SLURM: that is a failure.
 --expect SUBSTRING=PARTITION passes if at least one job has a label containing
 SUBSTRING and every such job ran in PARTITION and COMPLETED.
+--require-record fails for every labelled job id that has no (filtered) jobcomp
+record, e.g. a job that SLURM never ran or that ran in another working tree.
 
 Example:
   check_jobcomp.py /var/lib/reproscope-slurm/jobcomp.log \
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import json
 import os
 import re
 import sys
@@ -72,6 +78,29 @@ def labels_from_id_files(patterns: list[str]) -> dict[str, list[str]]:
     return out
 
 
+def labels_from_json(patterns: list[str]) -> tuple[dict[str, list[str]], list[str]]:
+    """Job ids from result JSONs' fingerprint.slurm_job_id; also the files lacking one."""
+    out: dict[str, list[str]] = {}
+    missing: list[str] = []
+    for pattern in patterns:
+        paths = sorted(glob.glob(pattern, recursive=True))
+        if not paths:
+            print(f"warning: --json-id {pattern!r} matched no files", file=sys.stderr)
+        for path in paths:
+            try:
+                with open(path, encoding="utf-8") as fh:
+                    record = json.load(fh)
+                job_id = (record.get("fingerprint") or {}).get("slurm_job_id")
+            except (OSError, ValueError, AttributeError) as exc:
+                missing.append(f"{path} (unreadable: {exc})")
+                continue
+            if job_id in (None, ""):
+                missing.append(path)
+            else:
+                out.setdefault(str(job_id), []).append(path)
+    return out, missing
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -84,6 +113,11 @@ def main() -> int:
                     help="Snakemake SLURM log dir (label jobs by rule)")
     ap.add_argument("--id-file", action="append", default=[], metavar="GLOB",
                     help="files containing SLURM_JOB_ID=<id> (label = path)")
+    ap.add_argument("--json-id", action="append", default=[], metavar="GLOB",
+                    help="result JSONs with fingerprint.slurm_job_id (label = path); "
+                         "a file without an id fails the check (it ran outside SLURM)")
+    ap.add_argument("--require-record", action="store_true",
+                    help="fail for every labelled job id without a jobcomp record")
     ap.add_argument("--workdir", action="append", default=[],
                     help="only consider jobs whose WorkDir is (under) this path")
     ap.add_argument("--jobname", action="append", default=[],
@@ -119,6 +153,9 @@ def main() -> int:
             extra.setdefault(k, []).extend(v)
     for k, v in labels_from_id_files(args.id_file).items():
         extra.setdefault(k, []).extend(v)
+    json_labels, no_job_id = labels_from_json(args.json_id)
+    for k, v in json_labels.items():
+        extra.setdefault(k, []).extend(v)
 
     if args.only_labelled:
         jobs = [j for j in jobs if j["JobId"] in extra]
@@ -135,7 +172,12 @@ def main() -> int:
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1])
 
-    errors = []
+    errors = [f"{path}: no fingerprint.slurm_job_id (ran outside SLURM)" for path in no_job_id]
+    if args.require_record:
+        recorded = {j["JobId"] for j in jobs}
+        for job_id in sorted(set(extra) - recorded, key=lambda i: (len(i), i)):
+            errors.append(f"job {job_id} ({', '.join(extra[job_id])}) has no jobcomp record"
+                          f" in {args.jobcomp_log}" + (" under --workdir" if args.workdir else ""))
     if len(jobs) < args.min_jobs:
         errors.append(f"expected at least {args.min_jobs} jobs, found {len(jobs)}")
     for j in jobs:

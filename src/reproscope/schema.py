@@ -21,9 +21,15 @@ def load_schema(name: str) -> dict[str, Any]:
     return schema
 
 
+@cache
+def _validator(name: str) -> jsonschema.Draft202012Validator:
+    """One validator per schema (validators are immutable; reused for every file)."""
+    return jsonschema.Draft202012Validator(load_schema(name))
+
+
 def validate(data: Any, schema_name: str, file: str | Path) -> None:
     """Raise InputErrors listing every violation of the named schema in data."""
-    validator = jsonschema.Draft202012Validator(load_schema(schema_name))
+    validator = _validator(schema_name)
     errors = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
         unique: dict[str, InputError] = {}  # an identifier can break 'pattern' and 'not' alike

@@ -32,6 +32,9 @@ class Study:
     manifests: dict[str, Manifest]  # every manifest in the directory, by name
     envs: dict[str, EnvFile]
     jobs: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # manifest name -> preprocessing spec hash; manifests are frozen, so computed once
+    # (the workflow asks for it once or twice per inference job).
+    _preprocess_hashes: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -57,7 +60,11 @@ class Study:
         return self.manifests[name]
 
     def preprocess_hash(self, name: str) -> str:
-        return spec_hash(spec_of(self.manifests[name].inputs))
+        digest = self._preprocess_hashes.get(name)
+        if digest is None:
+            digest = spec_hash(spec_of(self.manifests[name].inputs))
+            self._preprocess_hashes[name] = digest
+        return digest
 
     def needed_manifests(self) -> list[str]:
         """Selected manifests plus every manifest they are derived from, transitively."""

