@@ -108,6 +108,45 @@ def bare_call(framework: str, runner: Any, batch: np.ndarray) -> Any:
     raise ValueError(framework)
 
 
+def wrapper_cost_us(framework: str, runner: Any, batch: np.ndarray, n: int = 2000) -> float:
+    """Median cost of what the Runner.run wrapper adds around the framework call, timed alone.
+
+    ONNX Runtime: building the feed dict; PyTorch: inference_mode enter/exit, from_numpy,
+    .to(device) and .float().cpu().numpy() of a (1, 1000) output; TensorFlow: the tf.device
+    scope, tf.constant(batch) (a host copy) and .numpy() of a (1, 1000) output.
+    """
+    if framework == "onnxruntime":
+        name = runner.input_name
+
+        def extra() -> Any:
+            return {name: batch}
+    elif framework == "pytorch":
+        import torch
+
+        y = torch.zeros((1, 1000))
+
+        def extra() -> Any:
+            with torch.inference_mode():
+                torch.from_numpy(batch).to(runner.device)
+                return y.float().cpu().numpy()
+    else:
+        import tensorflow as tf
+
+        y = tf.zeros((1, 1000))
+
+        def extra() -> Any:
+            with tf.device(runner.device_name):
+                tf.constant(batch)
+                return y.numpy()
+
+    times = []
+    for _ in range(n):
+        t = time.perf_counter_ns()
+        extra()
+        times.append(time.perf_counter_ns() - t)
+    return statistics.median(times) / 1e3
+
+
 def bare_loop(framework: str, call: Any, n: int) -> tuple[list[int], int]:
     """n timed calls; returns per-call ns and the loop's wall ns."""
     import contextlib
@@ -169,11 +208,13 @@ def measure(framework: str, tmp: Path, rounds: int, queries: int, warmup: int) -
             walls[method] += wall
             round_medians[method].append(statistics.median(lat) / 1e6)
     n_total = rounds * queries
+    wrapper_us = wrapper_cost_us(framework, runner, batch)
     out: dict[str, Any] = {
         "framework": framework,
         "load_s": t_load,
         "queries": n_total,
         "runner": runner.info(),
+        "wrapper_us": wrapper_us,
     }
     for method in ("harness", "bare"):
         out[f"{method}_median_ms"] = statistics.median(samples[method]) / 1e6
@@ -181,6 +222,12 @@ def measure(framework: str, tmp: Path, rounds: int, queries: int, warmup: int) -
         out[f"{method}_wall_per_query_ms"] = walls[method] / n_total / 1e6
         out[f"{method}_round_medians_ms"] = round_medians[method]
     out["ratio_median"] = out["harness_median_ms"] / out["bare_median_ms"]
+    noop = noop_harness_cost_us(20_000)
+    out["noop_loop_us"] = noop["loop_us"]
+    out["bound_ratio"] = 1 + (wrapper_us + noop["loop_us"]) / 1e3 / out["bare_median_ms"]
+    p10 = {m: float(np.percentile(samples[m], 10)) / 1e6 for m in ("harness", "bare")}
+    out["harness_p10_ms"], out["bare_p10_ms"] = p10["harness"], p10["bare"]
+    out["ratio_p10"] = p10["harness"] / p10["bare"]
     out["ratio_mean"] = out["harness_mean_ms"] / out["bare_mean_ms"]
     out["ratio_wall"] = out["harness_wall_per_query_ms"] / out["bare_wall_per_query_ms"]
     per_round = [
@@ -294,8 +341,8 @@ def print_tables(
     )
     head = (
         f"{'framework':<12} {'n':>5} {'bare med ms':>11} {'harn med ms':>11} "
-        f"{'ratio med':>9} {'ratio mean':>10} {'ratio wall':>10} "
-        f"{'round ratios (min..max)':>24}  verdict"
+        f"{'ratio med':>9} {'ratio p10':>9} {'ratio mean':>10} {'ratio wall':>10} "
+        f"{'round ratios (min..max)':>24} {'wrapper us':>10} {'bound':>7}  verdict"
     )
     print(head)
     print("-" * len(head))
@@ -305,9 +352,15 @@ def print_tables(
         print(
             f"{r['framework']:<12} {r['queries']:>5} {r['bare_median_ms']:>11.3f} "
             f"{r['harness_median_ms']:>11.3f} {r['ratio_median']:>9.4f} "
-            f"{r['ratio_mean']:>10.4f} {r['ratio_wall']:>10.4f} "
-            f"{min(rr):>11.4f}..{max(rr):<11.4f}  {ok}"
+            f"{r['ratio_p10']:>9.4f} {r['ratio_mean']:>10.4f} {r['ratio_wall']:>10.4f} "
+            f"{min(rr):>11.4f}..{max(rr):<11.4f} {r['wrapper_us']:>10.2f} "
+            f"{r['bound_ratio']:>7.4f}  {ok}"
         )
+    print(
+        "ratio p10: of the 10th percentiles (less sensitive to CPU contention). wrapper us: "
+        "what Runner.run adds around the framework call, timed alone.\nbound: 1 + (wrapper + "
+        "no-op harness loop cost) / bare median, the deterministic overhead."
+    )
     if starts:
         print()
         print(
@@ -359,6 +412,7 @@ def main() -> int:
     if args.child:
         return child(args)
     t_start = time.perf_counter()
+    print(f"load average at start: {os.getloadavg()} on {os.cpu_count()} CPUs", flush=True)
     meas: list[dict[str, Any]] = []
     jobs: list[dict[str, Any]] = []
     noop = noop_harness_cost_us()
@@ -412,6 +466,7 @@ def main() -> int:
         f"\nHarness fixed cost with a no-op issue(): {noop['recorded_us']:.3f} us recorded per "
         f"query, {noop['loop_us']:.3f} us loop wall per query"
     )
+    print(f"load average at end: {os.getloadavg()}")
     print(f"\ntotal benchmark time {time.perf_counter() - t_start:.1f} s")
     if args.json:
         Path(args.json).write_text(

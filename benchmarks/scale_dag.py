@@ -13,8 +13,12 @@
    same way. Prints both and their ratio. Also times a one-job workflow: the fixed cost
    of starting Snakemake on this machine (imports, executor plugins probing SLURM).
 4. The one-manifest check: creates every output of the study (empty files; nothing is
-   executed) and runs `snakemake --touch`, which touches them in DAG order and records
-   Snakemake's metadata (params, input sets, code) as if the jobs had run; then edits one
+   executed) and runs `snakemake --touch --forceall`, which touches them in DAG order and
+   records Snakemake's metadata (params, input sets, code) as if the jobs had run (without
+   --forceall nothing is planned, so nothing is recorded; and without that metadata an
+   edit is invisible: Snakemake 9 does not re-run up-to-date jobs because an intermediate
+   input is missing, it re-runs them because their recorded input set or params
+   changed, and that is what reruns the edited manifest's jobs). Then it edits one
    manifest's inputs.resize.method and dry-runs again, and checks that only that
    manifest's preprocessing and inference jobs, plus aggregate, plot and all, are planned.
    Snakemake's touch executor sleeps 0.1 s per job (for coarse file-system clocks); with
@@ -98,7 +102,7 @@ def bare_workflow(root: Path, n_prep: int, n_work: int) -> Path:
     (root / "targets.txt").write_text("\n".join(work) + "\n")
     snakefile = root / "Snakefile"
     snakefile.write_text(
-        f"""# {n_prep} prep jobs, {n_work} work jobs (up to {per_group} per prep job), aggregate, all
+        f"""# {n_prep} prep, {n_work} work jobs (<= {per_group} per prep), aggregate, plot, all
 WORK = open("targets.txt").read().split()
 
 
@@ -170,7 +174,8 @@ def one_manifest_check(root: Path, dry_run_stdout: str, name: str) -> tuple[bool
         path.touch()
     print(f"  created {len(outputs)} output files (empty); snakemake --touch ...", flush=True)
     # python -c CODE ARGS...: the CLI reads ARGS (the command line minus 'python -m snakemake')
-    touch = [sys.executable, "-c", TOUCH_WITHOUT_SLEEP, *snakemake(SNAKEFILE, root, "--touch")[3:]]
+    cli_args = snakemake(SNAKEFILE, root, "--touch", "--forceall")[3:]
+    touch = [sys.executable, "-c", TOUCH_WITHOUT_SLEEP, *cli_args]
     wall, _, _ = run(touch, root)
     print(f"  --touch took {wall:.1f} s", flush=True)
     _, _, after = run(snakemake(SNAKEFILE, root, "-n"), root)
@@ -199,7 +204,7 @@ def one_manifest_check(root: Path, dry_run_stdout: str, name: str) -> tuple[bool
         "plot": 1,
         "all": 1,
     }
-    ok = planned == expected and not strangers
+    ok = planned == expected and not strangers and len(jobs) == sum(planned.values())
     if strangers:
         print(f"  jobs of other manifests planned: {strangers[:5]}")
     return ok, planned
@@ -220,8 +225,11 @@ def main() -> int:
         root = tmp / "study"
         start = time.perf_counter()
         scalegen.build(root, n_models=args.models, artifacts=args.artifacts)
-        print(f"study: {3 * args.models} manifests in {root} "
-              f"(generated in {time.perf_counter() - start:.1f} s)", flush=True)
+        print(
+            f"study: {3 * args.models} manifests in {root} "
+            f"(generated in {time.perf_counter() - start:.1f} s)",
+            flush=True,
+        )
 
         # One plain dry run: the job counts, and (for the check) every output path.
         _, _, first = run(snakemake(SNAKEFILE, root, "-n"), root)
@@ -254,17 +262,27 @@ def main() -> int:
 
         print()
         print(f"jobs in the DAG                 {total} ({inference} inference)")
-        print(f"study   snakemake -n --quiet    {study_wall:6.2f} s wall  {study_cpu:6.2f} s CPU"
-              f"  (median of {args.repeats})")
-        print(f"bare    snakemake -n --quiet    {bare_wall:6.2f} s wall  {bare_cpu:6.2f} s CPU"
-              f"  (median of {args.repeats})")
-        print(f"ratio   study / bare            {study_wall / bare_wall:6.2f} x wall "
-              f"{study_cpu / bare_cpu:6.2f} x CPU")
-        print(f"1-job   snakemake -n --quiet    {start_wall:6.2f} s wall  {start_cpu:6.2f} s CPU"
-              "  (fixed start-up cost)")
-        print(f"ratio, start-up subtracted      "
-              f"{(study_wall - start_wall) / max(bare_wall - start_wall, 1e-9):6.2f} x wall "
-              f"{(study_cpu - start_cpu) / max(bare_cpu - start_cpu, 1e-9):6.2f} x CPU")
+        print(
+            f"study   snakemake -n --quiet    {study_wall:6.2f} s wall  {study_cpu:6.2f} s CPU"
+            f"  (median of {args.repeats})"
+        )
+        print(
+            f"bare    snakemake -n --quiet    {bare_wall:6.2f} s wall  {bare_cpu:6.2f} s CPU"
+            f"  (median of {args.repeats})"
+        )
+        print(
+            f"ratio   study / bare            {study_wall / bare_wall:6.2f} x wall "
+            f"{study_cpu / bare_cpu:6.2f} x CPU"
+        )
+        print(
+            f"1-job   snakemake -n --quiet    {start_wall:6.2f} s wall  {start_cpu:6.2f} s CPU"
+            "  (fixed start-up cost)"
+        )
+        print(
+            f"ratio, start-up subtracted      "
+            f"{(study_wall - start_wall) / max(bare_wall - start_wall, 1e-9):6.2f} x wall "
+            f"{(study_cpu - start_cpu) / max(bare_cpu - start_cpu, 1e-9):6.2f} x CPU"
+        )
 
         status = 0
         if args.limit is not None and study_wall > args.limit:

@@ -31,6 +31,37 @@ rule aggregate:
         mem_mb=2000,
         runtime=10,
     params:
-        manifests=lambda wc: canonical(manifest_summaries()),
+        manifests=lambda wc: canonical(manifest_summaries(study.settings["models"])),
     script:
         "../scripts/aggregate.py"
+
+
+rule compare_variants:
+    input:
+        index=dataset_index(study.dataset),
+        base=accuracy_results(),
+        variants=variant_results(),
+    output:
+        ablations=report(
+            f"{RESULTS}/summary/ablations.csv",
+            caption="../report/ablations.rst",
+            category="Ablations",
+        ),
+        diagnosis=report(
+            f"{RESULTS}/summary/diagnosis.csv",
+            caption="../report/diagnosis.rst",
+            category="Ablations",
+        ),
+    log:
+        f"{RESULTS}/logs/compare_variants.log",
+    conda:
+        "../envs/workflow.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        manifests=lambda wc: canonical(manifest_summaries()),
+        variants=lambda wc: canonical(variant_summaries()),
+    script:
+        "../scripts/compare_variants.py"

@@ -50,7 +50,8 @@ DERIVED = [n for n in study.needed_manifests() if "derived" in study.manifest(n)
 
 
 def artifact(name):
-    return f"{RESULTS}/models/{name}/model.{study.manifest(name).artifact_suffix}"
+    base = study.artifact_name(name)
+    return f"{RESULTS}/models/{base}/model.{study.manifest(base).artifact_suffix}"
 
 
 def env_lock(env):
@@ -77,16 +78,25 @@ def preprocessed(name):
     )
 
 
-SPECS = {study.preprocess_hash(n): n for n in study.settings["models"]}
+EVALUATED = [*study.settings["models"], *study.variants]
+SPECS = {study.preprocess_hash(n): n for n in EVALUATED}
 
 
 def inference_dir(row):
     return f"{RESULTS}/inference/{row.system}/{row.manifest}/{row.env}/{row.device}"
 
 
-def accuracy_results():
-    rows = JOBS[JOBS["mode"] == "accuracy"] if len(JOBS) else JOBS
+def accuracy_results(kinds=("study",)):
+    rows = (
+        JOBS[(JOBS["mode"] == "accuracy") & JOBS["kind"].isin(kinds)]
+        if len(JOBS)
+        else JOBS
+    )
     return [f"{inference_dir(r)}/accuracy.json" for r in rows.itertuples()]
+
+
+def variant_results():
+    return accuracy_results(kinds=("ablation", "diagnosis"))
 
 
 def latency_results():
@@ -153,6 +163,11 @@ def all_outputs():
         f"{RESULTS}/summary/agreement.csv",
         f"{RESULTS}/plots/latency_throughput.png",
         f"{RESULTS}/plots/accuracy_vs_claim.png",
+        *(
+            [f"{RESULTS}/summary/ablations.csv", f"{RESULTS}/plots/ablations.png"]
+            if study.variants
+            else []
+        ),
     ]
 
 
@@ -174,7 +189,7 @@ def conversion_job(name, source_path, out_path):
     )
 
 
-def manifest_summaries():
+def manifest_summaries(names=None):
     """What aggregation needs of each manifest; a change here re-runs aggregation only."""
     return {
         name: {
@@ -182,7 +197,15 @@ def manifest_summaries():
             "labels": str(study.manifest(name).labels_path),
             "label_offset": study.manifest(name).outputs["label_offset"],
         }
-        for name in study.settings["models"]
+        for name in (names or EVALUATED)
+    }
+
+
+def variant_summaries():
+    """Each variant's base, kind and changed field; a change re-runs aggregation only."""
+    return {
+        name: {k: v[k] for k in ("base", "kind", "field", "overrides")}
+        for name, v in study.variants.items()
     }
 
 

@@ -25,3 +25,24 @@ rule plot:
         dataset=study.dataset,
     script:
         "../scripts/plot.py"
+
+
+rule plot_ablations:
+    input:
+        ablations=f"{RESULTS}/summary/ablations.csv",
+    output:
+        report(
+            f"{RESULTS}/plots/ablations.png",
+            caption="../report/ablations_plot.rst",
+            category="Ablations",
+        ),
+    log:
+        f"{RESULTS}/logs/plot_ablations.log",
+    conda:
+        "../envs/workflow.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/plot_ablations.py"

@@ -7,7 +7,7 @@ rule preprocess:
         f"{RESULTS}/logs/preprocess/{{dataset}}/{{spec}}.log",
     conda:
         "../envs/workflow.yaml"
-    threads: 1
+    threads: 2
     resources:
         mem_mb=4000,
         runtime=60,

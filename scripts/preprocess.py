@@ -11,7 +11,7 @@ snakemake = snakemake  # noqa: F821, PLW0127 (injected by Snakemake)
 
 index = json.loads(Path(snakemake.input.index).read_text())
 paths = [Path(index["root"]) / f for f in index["files"]]
-tensor = preprocess_files(paths, snakemake.params.spec)
+tensor = preprocess_files(paths, snakemake.params.spec, snakemake.threads)
 with open(snakemake.output[0], "wb") as f:
     np.save(f, tensor)
 Path(snakemake.log[0]).write_text(f"{len(paths)} images -> {tensor.shape} {tensor.dtype}\n")

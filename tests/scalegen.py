@@ -233,5 +233,3 @@ def edit_preprocessing(root: Path, name: str, method: str = "bicubic") -> Path:
     data["inputs"]["resize"]["method"] = method
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
-
-

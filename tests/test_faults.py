@@ -57,8 +57,19 @@ def test_killed_job_then_rerun_keeps_finished_results(tmp_path: Path) -> None:
     assert first.returncode == 0, first.stderr[-3000:]
     finished = digests(tmp_path)
     assert finished
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(tmp_path),
-           "--configfile", str(tmp_path / "config.yaml"), "--cores", "2"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(SNAKEFILE),
+        "-d",
+        str(tmp_path),
+        "--configfile",
+        str(tmp_path / "config.yaml"),
+        "--cores",
+        "2",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 120
     pids: list[int] = []

@@ -107,12 +107,15 @@ def write_broken_onnx(path: Path) -> None:
 
     node = helper.make_node("NoSuchOperator", ["input"], ["logits"], domain="reproscope.test")
     graph = helper.make_graph(
-        [node], "broken",
+        [node],
+        "broken",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, 32, 32])],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 6])],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
-                                                    helper.make_opsetid("reproscope.test", 1)])
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("reproscope.test", 1)],
+    )
     onnx.save(model, path)
 
 

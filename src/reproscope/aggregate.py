@@ -125,7 +125,19 @@ def expected_indices(labels: list[str], label_list: list[str], offset: int) -> n
     return np.array([position.get(label, -1) for label in labels], dtype=np.int64)
 
 
-def _claim_for(claims: dict[str, Any], dataset: str) -> dict[str, Any]:
+def image_hits(
+    result_path: str | Path, index: dict[str, Any], info: dict[str, Any]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per image: is the true class the top-1, and is it among the top-5 predictions."""
+    topk = np.load(Path(result_path).with_name("topk.npy"))
+    truth = expected_indices(
+        index["labels"], read_label_list(Path(info["labels"])), info["label_offset"]
+    )
+    hits = topk == truth[:, None]
+    return hits[:, 0], hits[:, :5].any(axis=1)
+
+
+def claim_for(claims: dict[str, Any], dataset: str) -> dict[str, Any]:
     for reference in claims.get("references", []):
         if reference["dataset"] == dataset:
             return reference
@@ -139,7 +151,7 @@ def accuracy_table(
     for path in accuracy_files:
         record = _load(path)
         info = manifests[record["job"]["manifest"]]
-        claim = _claim_for(info["claims"], index["dataset"])
+        claim = claim_for(info["claims"], index["dataset"])
         row = {
             **_identity(record),
             "dataset": index["dataset"],
@@ -157,14 +169,10 @@ def accuracy_table(
             "reason": record["reason"],
         }
         if record["status"] == "ok":
-            topk = np.load(Path(path).with_name("topk.npy"))
-            truth = expected_indices(
-                index["labels"], read_label_list(Path(info["labels"])), info["label_offset"]
-            )
-            hits = topk == truth[:, None]
-            row["n_images"] = len(truth)
-            row["top1"] = 100.0 * hits[:, 0].mean()
-            row["top5"] = 100.0 * hits[:, :5].any(axis=1).mean()
+            top1_hits, top5_hits = image_hits(path, index, info)
+            row["n_images"] = len(top1_hits)
+            row["top1"] = 100.0 * top1_hits.mean()
+            row["top5"] = 100.0 * top5_hits.mean()
             row["delta_top1"] = row["top1"] - claim["top1"]
             if claim.get("tolerance") is not None:
                 row["within_tolerance"] = abs(row["delta_top1"]) <= claim["tolerance"]

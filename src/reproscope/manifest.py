@@ -88,7 +88,7 @@ def load_manifest(path: str | Path) -> Manifest:
         )
     validate(data, "manifest", path)
     manifest = Manifest(path=path, data=data)
-    errors = _semantic_errors(manifest)
+    errors = semantic_errors(manifest)
     if errors:
         raise InputErrors(errors)
     return manifest
@@ -129,7 +129,9 @@ def _read_yaml(path: Path) -> Any:
         return load_yaml(path)
 
 
-def _semantic_errors(m: Manifest) -> list[InputError]:
+def semantic_errors(m: Manifest, strict_labels: bool = True) -> list[InputError]:
+    """Checks a schema cannot express; strict_labels=False allows an offset past the
+    label list (a deliberately wrong convention in an ablation)."""
     errors: list[InputError] = []
     fmt = m.source["format"]
     expected = FORMAT_OF_FRAMEWORK[m.framework]
@@ -198,7 +200,7 @@ def _semantic_errors(m: Manifest) -> list[InputError]:
             )
         else:
             count = len(read_label_list(labels))
-            if count + m.outputs["label_offset"] > m.outputs["num_classes"]:
+            if strict_labels and count + m.outputs["label_offset"] > m.outputs["num_classes"]:
                 errors.append(
                     InputError(
                         m.path,

@@ -62,3 +62,24 @@ def accuracy_vs_claim(accuracy: pd.DataFrame, out: Path) -> None:
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     plt.close(fig)
+
+
+def ablation_deltas(variants: pd.DataFrame, out: Path) -> None:
+    """Horizontal bars of top-1 change per variant against its base, sorted; hatched when
+    the exact McNemar test finds no significant difference."""
+    ok = variants[variants["top1"].notna()].sort_values("delta_top1")
+    fig, ax = plt.subplots(figsize=(8, max(3, 0.32 * len(ok) + 1.5)))
+    labels = [f"{r.variant} ({r.kind}, {r.framework})" for r in ok.itertuples()]
+    colours = ["tab:red" if d < 0 else "tab:green" for d in ok["delta_top1"]]
+    bars = ax.barh(range(len(ok)), ok["delta_top1"], color=colours)
+    for bar, significant in zip(bars, ok["significant"], strict=True):
+        if not bool(significant):
+            bar.set_hatch("//")
+            bar.set_alpha(0.5)
+    ax.set_yticks(range(len(ok)), labels, fontsize=7)
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_xlabel("top-1 change against the base manifest (points); hatched: not significant")
+    ax.set_title("Effect of each evaluation choice")
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)

@@ -11,9 +11,10 @@ import pandas as pd
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import Version
 
+from reproscope.ablation import apply_overrides, diagnosis_candidates, field_of, variant_name
 from reproscope.envfile import EnvFile, read_env_file
 from reproscope.errors import InputError, InputErrors
-from reproscope.manifest import Manifest, load_manifests
+from reproscope.manifest import Manifest, load_manifests, semantic_errors
 from reproscope.preprocess import spec_hash, spec_of
 from reproscope.schema import validate
 
@@ -32,9 +33,12 @@ class Study:
     manifests: dict[str, Manifest]  # every manifest in the directory, by name
     envs: dict[str, EnvFile]
     jobs: pd.DataFrame = field(default_factory=pd.DataFrame)
-    # manifest name -> preprocessing spec hash; manifests are frozen, so computed once
-    # (the workflow asks for it once or twice per inference job).
-    _preprocess_hashes: dict[str, str] = field(default_factory=dict, repr=False)
+    # variant name -> {"base", "kind" (ablation | diagnosis), "overrides", "field"}
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # manifest name -> (manifest, its preprocessing spec hash): the workflow asks once or
+    # twice per inference job; manifests are frozen, and a name re-bound to another
+    # Manifest object is hashed again.
+    _preprocess_hashes: dict[str, tuple[Manifest, str]] = field(default_factory=dict, repr=False)
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -52,6 +56,15 @@ class Study:
         """The environment a manifest runs in: its own unless the study overrides it."""
         return self.settings.get("environment") or self.manifests[name].environment
 
+    def envs_of(self, name: str) -> list[str]:
+        """Its environment plus those the study compares it in (software-stack versions)."""
+        extra = self.settings.get("compare_environments", {}).get(name, [])
+        return [self.env_of(name), *[e for e in extra if e != self.env_of(name)]]
+
+    def artifact_name(self, name: str) -> str:
+        """Variants share their base manifest's artifact (overrides never touch the source)."""
+        return self.variants[name]["base"] if name in self.variants else name
+
     def converter_env_of(self, name: str) -> str:
         derived = self.manifests[name].source["derived"]
         return self.settings.get("environment") or derived["environment"]
@@ -60,11 +73,12 @@ class Study:
         return self.manifests[name]
 
     def preprocess_hash(self, name: str) -> str:
-        digest = self._preprocess_hashes.get(name)
-        if digest is None:
-            digest = spec_hash(spec_of(self.manifests[name].inputs))
-            self._preprocess_hashes[name] = digest
-        return digest
+        manifest = self.manifests[name]
+        cached = self._preprocess_hashes.get(name)
+        if cached is None or cached[0] is not manifest:
+            cached = (manifest, spec_hash(spec_of(manifest.inputs)))
+            self._preprocess_hashes[name] = cached
+        return cached[1]
 
     def needed_manifests(self) -> list[str]:
         """Selected manifests plus every manifest they are derived from, transitively."""
@@ -115,6 +129,8 @@ def load_study(config: dict[str, Any], config_file: str, gpu_present: bool = Fal
             errors.append(exc)
     study = Study(config=config, config_file=config_file, manifests=manifests, envs=envs)
     errors.extend(_cross_check(study))
+    if not errors:
+        errors.extend(_expand_variants(study))
     if errors:
         raise InputErrors(errors)
     study.jobs = job_table(study, gpu_present)
@@ -166,6 +182,99 @@ def _cross_check(study: Study) -> list[InputError]:
         return errors
     for m in study.manifests.values():
         errors.extend(_manifest_against_envs(m, study))
+    for name, extra in settings.get("compare_environments", {}).items():
+        field_name = f"study.compare_environments.{name}"
+        if name not in settings["models"]:
+            errors.append(
+                InputError(
+                    study.config_file,
+                    field_name,
+                    f"{name!r} is not in study.models",
+                    "add it to study.models or remove it",
+                )
+            )
+            continue
+        for env_name in extra:
+            if env_name not in study.envs:
+                errors.append(
+                    InputError(
+                        study.config_file,
+                        field_name,
+                        f"unknown environment {env_name!r}",
+                        f"use one of {sorted(study.envs)}",
+                    )
+                )
+            else:
+                errors.extend(_framework_version(study.manifests[name], study.envs[env_name]))
+    return errors
+
+
+def _expand_variants(study: Study) -> list[InputError]:
+    """Register ablation and diagnosis variants as manifests named '<base>~<variant>'."""
+    errors: list[InputError] = []
+    requested: list[tuple[str, str, str, dict[str, Any], str]] = []
+    ablations = study.config.get("ablations")
+    if ablations:
+        for variant, spec in ablations["variants"].items():
+            base = spec.get("model", ablations["model"])
+            requested.append(
+                (base, variant, "ablation", spec["overrides"], f"ablations.variants.{variant}")
+            )
+    for i, base in enumerate(study.config.get("diagnose", [])):
+        if base not in study.manifests:
+            continue  # reported below with the field
+        for variant, overrides in diagnosis_candidates(study.manifests[base].data).items():
+            requested.append((base, variant, "diagnosis", overrides, f"diagnose[{i}]"))
+    for base, variant, kind, overrides, where in requested:
+        if base not in study.settings["models"]:
+            errors.append(
+                InputError(
+                    study.config_file,
+                    where,
+                    f"base manifest {base!r} is not in study.models",
+                    "add it to study.models: a variant is "
+                    "compared with its base's measured results",
+                )
+            )
+            continue
+        try:
+            data = apply_overrides(study.manifests[base].data, overrides)
+        except KeyError as exc:
+            errors.append(
+                InputError(
+                    study.config_file,
+                    f"{where}.overrides",
+                    str(exc),
+                    "override existing manifest fields (e.g. inputs.decoder)",
+                )
+            )
+            continue
+        try:
+            validate(data, "manifest", f"{study.config_file} ({where} applied to {base})")
+        except InputErrors as exc:
+            errors.extend(exc.errors)
+            continue
+        name = variant_name(base, variant)
+        data["name"] = name
+        manifest = Manifest(path=study.manifests[base].path, data=data)
+        problems = semantic_errors(manifest, strict_labels=False)
+        for problem in problems:
+            errors.append(
+                InputError(
+                    study.config_file,
+                    f"{where}.overrides",
+                    f"{problem.field}: {problem.problem}",
+                    problem.fix,
+                )
+            )
+        if not problems:
+            study.manifests[name] = manifest
+            study.variants[name] = {
+                "base": base,
+                "kind": kind,
+                "overrides": overrides,
+                "field": field_of(overrides),
+            }
     return errors
 
 
@@ -275,25 +384,40 @@ def job_table(study: Study, gpu_present: bool) -> pd.DataFrame:
     rows = []
     for system in systems:
         system_devices = study.systems[system]["devices"]
-        for name in settings["models"]:
-            m = study.manifests[name]
-            for device in settings["devices"]:
-                if device not in system_devices:
-                    continue
-                if device == "cuda" and not (gpu_present or settings.get("cuda_without_gpu")):
-                    continue
-                base = {
-                    "system": system,
-                    "manifest": name,
-                    "model": m.model,
-                    "framework": m.framework,
-                    "env": study.env_of(name),
-                    "device": device,
-                    "preprocess": study.preprocess_hash(name),
-                }
-                rows.append({**base, "mode": "accuracy", "batch_size": 0})
-                rows.extend(
-                    {**base, "mode": "latency", "batch_size": bs}
-                    for bs in sorted(settings["batch_sizes"])
+        for device in settings["devices"]:
+            if device not in system_devices:
+                continue
+            if device == "cuda" and not (gpu_present or settings.get("cuda_without_gpu")):
+                continue
+            for name in settings["models"]:
+                for env in study.envs_of(name):
+                    base = _row(study, name, system, device, env, "study")
+                    rows.append({**base, "mode": "accuracy", "batch_size": 0})
+                    rows.extend(
+                        {**base, "mode": "latency", "batch_size": bs}
+                        for bs in sorted(settings["batch_sizes"])
+                    )
+            for name, variant in study.variants.items():
+                env = study.env_of(variant["base"])
+                rows.append(
+                    {
+                        **_row(study, name, system, device, env, variant["kind"]),
+                        "mode": "accuracy",
+                        "batch_size": 0,
+                    }
                 )
     return pd.DataFrame(rows)
+
+
+def _row(study: Study, name: str, system: str, device: str, env: str, kind: str) -> dict[str, Any]:
+    m = study.manifests[name]
+    return {
+        "system": system,
+        "manifest": name,
+        "model": m.model,
+        "framework": m.framework,
+        "env": env,
+        "device": device,
+        "preprocess": study.preprocess_hash(name),
+        "kind": kind,
+    }

@@ -1,0 +1,12 @@
+"""Rule plot_ablations: delta top-1 per variant, sorted."""
+
+from pathlib import Path
+
+import pandas as pd
+
+from reproscope.plots import ablation_deltas
+
+snakemake = snakemake  # noqa: F821, PLW0127 (injected by Snakemake)
+
+ablation_deltas(pd.read_csv(snakemake.input.ablations), Path(snakemake.output[0]))
+Path(snakemake.log[0]).write_text("plotted\n")

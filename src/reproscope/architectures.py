@@ -1,0 +1,25 @@
+"""Architecture variants for ablations of model-definition conventions (env-side, torch).
+
+TensorFlow's SAME padding pads asymmetrically (the extra row/column goes bottom/right)
+on stride-2 layers; PyTorch-style symmetric padding (k // 2 on every side) shifts the
+sampling grid. Weights ported from TensorFlow expect SAME; this builder swaps it for
+symmetric padding to measure what the mismatch costs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+
+def efficientnet_lite_symmetric_padding(model_name: str, **kwargs: Any) -> nn.Module:
+    from efficientnet_lite_pytorch import EfficientNet
+
+    model = EfficientNet.from_name(model_name, **kwargs)
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d) and hasattr(module, "static_padding"):
+            module.static_padding = nn.Identity()
+            kh, kw = module.kernel_size
+            module.padding = (kh // 2, kw // 2)
+    return model

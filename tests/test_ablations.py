@@ -1,0 +1,104 @@
+"""Ablations and diagnosis on the tiny study: real Snakemake runs, a real tiny model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from tests import tinystudy
+from tests.test_workflow import planned_jobs, snakemake
+
+pytest.importorskip("torch")
+pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny study plus a deliberately wrong manifest (it says BGR for an RGB model)."""
+    root = tmp_path_factory.mktemp("ablations")
+    tinystudy.build(root, batch_sizes=(1,))
+    good = yaml.safe_load((root / "manifests" / "tiny-pytorch.yaml").read_text())
+    wrong = {**good, "name": "tiny-wrong-bgr"}
+    wrong["inputs"] = {**good["inputs"], "color_order": "BGR"}
+    wrong["claims"] = {**good["claims"], "top1": 83.3, "tolerance": 5.0}
+    (root / "manifests" / "tiny-wrong-bgr.yaml").write_text(yaml.safe_dump(wrong))
+    config = yaml.safe_load((root / "config.yaml").read_text())
+    config["study"]["models"] = ["tiny-pytorch", "tiny-onnx", "tiny-wrong-bgr"]
+    config["ablations"] = {
+        "model": "tiny-onnx",
+        "variants": {
+            "color-bgr": {"overrides": {"inputs.color_order": "BGR"}},
+            "crop-ratio-1.0": {"overrides": {"inputs.crop_ratio": 1.0}},
+            "label-offset-1": {"overrides": {"outputs.label_offset": 1}},
+            "nhwc-reshaped": {"overrides": {"inputs.layout_conversion": "reshape"}},
+        },
+    }
+    config["diagnose"] = ["tiny-wrong-bgr"]
+    (root / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    result = snakemake(root)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return root
+
+
+def test_ablation_table(study: Path) -> None:
+    table = pd.read_csv(study / "results" / "summary" / "ablations.csv")
+    ablations = table[table["kind"] == "ablation"].set_index("variant")
+    assert set(ablations.index) == {
+        "color-bgr",
+        "crop-ratio-1.0",
+        "label-offset-1",
+        "nhwc-reshaped",
+    }
+    assert (ablations["n_images"] == 24).all()
+    # Flips explain the change exactly: delta = (gained - lost) / n.
+    expected = 100.0 * (ablations["gained"] - ablations["lost"]) / ablations["n_images"]
+    assert (abs(ablations["delta_top1"] - expected) < 1e-9).all()
+    assert ablations.loc["color-bgr", "delta_top1"] < -20  # red/blue and cyan/yellow swap
+    assert bool(ablations.loc["color-bgr", "significant"])
+    assert ablations.loc["label-offset-1", "top1"] < 20
+    assert abs(ablations.loc["crop-ratio-1.0", "delta_top1"]) < 10  # mean colour barely moves
+    assert (study / "results" / "plots" / "ablations.png").stat().st_size > 1000
+
+
+def test_diagnosis_points_at_the_colour_order(study: Path) -> None:
+    diagnosis = pd.read_csv(study / "results" / "summary" / "diagnosis.csv")
+    assert set(diagnosis["manifest"]) == {"tiny-wrong-bgr"}
+    top = diagnosis.sort_values("rank").iloc[0]
+    assert bool(top["misses_claim"]) and bool(top["most_likely"])
+    assert top["field"] == "inputs.color_order"
+    assert top["gap_closed"] > 20
+    assert diagnosis["most_likely"].sum() == 1
+
+
+def test_adding_a_variant_reruns_only_its_jobs(study: Path) -> None:
+    config_path = study / "config.yaml"
+    original = config_path.read_text()
+    config = yaml.safe_load(original)
+    config["ablations"]["variants"]["resize-nearest"] = {
+        "overrides": {"inputs.resize.method": "nearest", "inputs.resize.antialias": False}
+    }
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    try:
+        jobs = planned_jobs(snakemake(study, "-n"))
+    finally:
+        config_path.write_text(original)
+    assert jobs.get("accuracy") == 1 and jobs.get("preprocess") == 1
+    assert "latency" not in jobs and "aggregate" not in jobs
+
+
+def test_variant_with_a_bad_override_is_rejected(study: Path) -> None:
+    config_path = study / "config.yaml"
+    original = config_path.read_text()
+    config = yaml.safe_load(original)
+    config["ablations"]["variants"]["bad"] = {"overrides": {"inputs.resize.method": "lanczos"}}
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    try:
+        result = snakemake(study, "-n")
+    finally:
+        config_path.write_text(original)
+    assert result.returncode != 0
+    message = result.stdout + result.stderr
+    assert "ablations.variants.bad" in message and "inputs.resize.method" in message
