@@ -3,6 +3,7 @@ rule aggregate:
         index=dataset_index(study.dataset),
         accuracy=accuracy_results(),
         latency=latency_results(),
+        flops=flops_files(),
         labels=sorted(
             {str(study.manifest(n).labels_path) for n in study.settings["models"]}
         ),
@@ -20,6 +21,16 @@ rule aggregate:
         agreement=report(
             f"{RESULTS}/summary/agreement.csv",
             caption="../report/agreement.rst",
+            category="Tables",
+        ),
+        repeats=report(
+            f"{RESULTS}/summary/repeats.csv",
+            caption="../report/repeats.rst",
+            category="Tables",
+        ),
+        environments=report(
+            f"{RESULTS}/summary/environments.csv",
+            caption="../report/environments.rst",
             category="Tables",
         ),
     log:

@@ -72,6 +72,16 @@ def dataset_index(dataset):
     return f"{RESULTS}/datasets/{dataset}/index.json"
 
 
+def flops_files():
+    """An operation count per model, from the first ONNX artifact of each model family."""
+    found = {}
+    for name in study.needed_manifests():
+        m = study.manifest(name)
+        if m.artifact_suffix == "onnx" and name in study.settings["models"]:
+            found.setdefault(m.model, f"{RESULTS}/models/{name}/flops.json")
+    return sorted(found.values())
+
+
 def preprocessed(name):
     return (
         f"{RESULTS}/preprocess/{study.dataset}/{study.preprocess_hash(name)}/inputs.npy"
@@ -102,7 +112,8 @@ def variant_results():
 def latency_results():
     rows = JOBS[JOBS["mode"] == "latency"] if len(JOBS) else JOBS
     return [
-        f"{inference_dir(r)}/latency_bs{r.batch_size}.json" for r in rows.itertuples()
+        f"{inference_dir(r)}/{r.scenario}_bs{r.batch_size}_r{r.repeat}.json"
+        for r in rows.itertuples()
     ]
 
 
@@ -123,6 +134,17 @@ def partition(wildcards):
 def gres(wildcards):
     spec = study.systems.get(wildcards.system, {})
     return spec.get("slurm_gres", "") if wildcards.device == "cuda" else ""
+
+
+def inference_inputs(wildcards):
+    """Artifact, preprocessed tensor (+ its timing), and the environment lock of a job."""
+    tensor = preprocessed(wildcards.manifest)
+    return {
+        "model": artifact(wildcards.manifest),
+        "inputs": tensor,
+        "preprocess_timing": tensor[: -len(".npy")] + ".json",
+        "lock": env_lock(wildcards.env),
+    }
 
 
 def inference_job(wildcards, output, mode):
@@ -153,6 +175,10 @@ def inference_job(wildcards, output, mode):
     else:
         job["batch_size"] = int(wildcards.batch_size)
         job["timing"] = study.settings["timing"]
+        job["scenario"] = wildcards.scenario
+        job["repeat"] = int(wildcards.repeat)
+        if wildcards.scenario == "Server":
+            job["server"] = study.settings["server"]
     return json.dumps(job, sort_keys=True)
 
 
@@ -163,6 +189,7 @@ def all_outputs():
         f"{RESULTS}/summary/agreement.csv",
         f"{RESULTS}/plots/latency_throughput.png",
         f"{RESULTS}/plots/accuracy_vs_claim.png",
+        f"{RESULTS}/plots/latency_breakdown.png",
         *(
             [f"{RESULTS}/summary/ablations.csv", f"{RESULTS}/plots/ablations.png"]
             if study.variants

@@ -64,3 +64,23 @@ rule fetch_dataset:
         workdir=lambda wc, output: str(Path(output[0]).parent),
     script:
         "../scripts/fetch_dataset.py"
+
+
+rule count_flops:
+    input:
+        f"{RESULTS}/models/{{manifest}}/model.onnx",
+    output:
+        f"{RESULTS}/models/{{manifest}}/flops.json",
+    log:
+        f"{RESULTS}/logs/count_flops/{{manifest}}.log",
+    conda:
+        "../envs/workflow.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        batch_size=1,
+        model=lambda wc: study.manifest(wc.manifest).model,
+    script:
+        "../scripts/count_flops.py"

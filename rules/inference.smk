@@ -1,8 +1,6 @@
 rule accuracy:
     input:
-        model=lambda wc: artifact(wc.manifest),
-        inputs=lambda wc: preprocessed(wc.manifest),
-        lock=lambda wc: env_lock(wc.env),
+        unpack(inference_inputs),
     output:
         result=f"{RESULTS}/inference/{{system}}/{{manifest}}/{{env}}/{{device}}/accuracy.json",
         logits=f"{RESULTS}/inference/{{system}}/{{manifest}}/{{env}}/{{device}}/logits.npy",
@@ -27,15 +25,15 @@ rule accuracy:
 
 rule latency:
     input:
-        model=lambda wc: artifact(wc.manifest),
-        inputs=lambda wc: preprocessed(wc.manifest),
-        lock=lambda wc: env_lock(wc.env),
+        unpack(inference_inputs),
     output:
-        result=f"{RESULTS}/inference/{{system}}/{{manifest}}/{{env}}/{{device}}/latency_bs{{batch_size}}.json",
+        result=f"{RESULTS}/inference/{{system}}/{{manifest}}/{{env}}/{{device}}/{{scenario}}_bs{{batch_size}}_r{{repeat}}.json",
     log:
-        f"{RESULTS}/logs/inference/{{system}}/{{manifest}}/{{env}}/{{device}}/latency_bs{{batch_size}}.log",
+        f"{RESULTS}/logs/inference/{{system}}/{{manifest}}/{{env}}/{{device}}/{{scenario}}_bs{{batch_size}}_r{{repeat}}.log",
     wildcard_constraints:
         batch_size=r"\d+",
+        repeat=r"\d+",
+        scenario="Offline|SingleStream|Server",
     conda:
         inference_env_file
     threads: THREADS

@@ -8,6 +8,11 @@ rule plot:
             caption="../report/latency_throughput.rst",
             category="Performance",
         ),
+        breakdown=report(
+            f"{RESULTS}/plots/latency_breakdown.png",
+            caption="../report/breakdown.rst",
+            category="Performance",
+        ),
         accuracy=report(
             f"{RESULTS}/plots/accuracy_vs_claim.png",
             caption="../report/accuracy_vs_claim.rst",

@@ -2,7 +2,8 @@ rule preprocess:
     input:
         index=f"{RESULTS}/datasets/{{dataset}}/index.json",
     output:
-        f"{RESULTS}/preprocess/{{dataset}}/{{spec}}/inputs.npy",
+        tensor=f"{RESULTS}/preprocess/{{dataset}}/{{spec}}/inputs.npy",
+        timing=f"{RESULTS}/preprocess/{{dataset}}/{{spec}}/inputs.json",
     log:
         f"{RESULTS}/logs/preprocess/{{dataset}}/{{spec}}.log",
     conda:

@@ -4,10 +4,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from reproscope.plots import accuracy_vs_claim, latency_throughput
+from reproscope.plots import accuracy_vs_claim, latency_breakdown, latency_throughput
 
 snakemake = snakemake  # noqa: F821, PLW0127 (injected by Snakemake)
 
-latency_throughput(pd.read_csv(snakemake.input.runs), Path(snakemake.output.performance))
+runs = pd.read_csv(snakemake.input.runs)
+latency_throughput(runs, Path(snakemake.output.performance))
+latency_breakdown(runs, Path(snakemake.output.breakdown))
 accuracy_vs_claim(pd.read_csv(snakemake.input.accuracy), Path(snakemake.output.accuracy))
 Path(snakemake.log[0]).write_text("plotted\n")

@@ -22,12 +22,14 @@ import argparse
 import csv
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
 import yaml
 
 INFERENCE_RULES = ("accuracy", "latency")
+LATENCY_NAME = re.compile(r"^(Offline|SingleStream|Server)_bs(\d+)_r(\d+)$")
 RESULTS = Path("results/inference")
 
 
@@ -55,7 +57,7 @@ def result_jsons() -> list[tuple[str, Path]]:
     for path in sorted(RESULTS.glob("*/*/*/*/*.json")):
         if path.name == "accuracy.json":
             out.append(("accuracy", path))
-        elif path.name.startswith("latency_bs"):
+        elif LATENCY_NAME.match(path.stem):
             out.append(("latency", path))
     return out
 
@@ -65,7 +67,7 @@ def wildcard_dir(rule: str, path: Path) -> str:
     system, manifest, env, device = path.parts[-5:-1]
     values = [system, manifest, env, device]
     if rule == "latency":
-        values.append(path.stem.removeprefix("latency_bs"))
+        values.extend(LATENCY_NAME.match(path.stem).groups())  # scenario, batch size, repeat
     return "_".join(values).replace("/", "_")
 
 
@@ -127,7 +129,7 @@ def cmd_expect(args: argparse.Namespace) -> int:
     for system, part in partitions.items():
         out.append(f"--expect={RESULTS}/{system}/={part or '?'}")
     out.append(f"--json-id={RESULTS}/*/*/*/*/accuracy.json")
-    out.append(f"--json-id={RESULTS}/*/*/*/*/latency_bs*.json")
+    out.append(f"--json-id={RESULTS}/*/*/*/*/*_bs*_r*.json")
     out.append(f"--min-jobs={n_logs}")
 
     if errors:

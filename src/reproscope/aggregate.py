@@ -31,6 +31,7 @@ RUNS_FIRST = [
     "env",
     "device",
     "system",
+    "scenario",
     "batch_size",
     "n_iterations",
     "latency_ms_p50",
@@ -84,14 +85,27 @@ def _identity(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def runs_table(latency_files: list[str]) -> pd.DataFrame:
+BREAKDOWN_PARTS = ["preprocess_ms", "h2d_ms", "compute_ms", "d2h_ms", "postprocess_ms"]
+
+
+def runs_table(latency_files: list[str], flops_files: list[str] = ()) -> pd.DataFrame:
+    """One row per timing job with its statistics, breakdown, resources and provenance.
+
+    flops_files: per-model operation counts; they give achieved GFLOP/s per job.
+    """
+    flops = {}
+    for path in flops_files:
+        counted = _load(path)
+        flops[counted["model"]] = counted["flops"] / counted["batch_size"]
     rows = []
     for path in latency_files:
         record = _load(path)
-        metrics = record.get("metrics", {})
+        job, metrics = record["job"], record.get("metrics", {})
         row = {
             **_identity(record),
-            "batch_size": record["job"]["batch_size"],
+            "scenario": job.get("scenario", "Offline"),
+            "repeat": job.get("repeat", 0),
+            "batch_size": job["batch_size"],
             "n_iterations": metrics.get("n_iterations"),
             "latency_ms_p50": metrics.get("p50_ms"),
             "latency_ms_p90": metrics.get("p90_ms"),
@@ -109,14 +123,124 @@ def runs_table(latency_files: list[str]) -> pd.DataFrame:
         )
         row.update(
             unstable=metrics.get("unstable"),
+            stopped_by=metrics.get("stopped_by"),
+            server_max_qps=metrics.get("server_max_qps"),
+            latency_bound_ms=metrics.get("latency_bound_ms"),
             timed_share=metrics.get("timed_share"),
             peak_rss_mb=record.get("peak_rss_bytes", 0) / 2**20,
             wall_s=record.get("wall_s"),
+            intra_op_threads=record.get("runner", {}).get("intra_op_threads"),
+            inter_op_threads=record.get("runner", {}).get("inter_op_threads"),
+        )
+        breakdown = metrics.get("breakdown", {})
+        row.update({f"breakdown_{k}": breakdown.get(k) for k in BREAKDOWN_PARTS})
+        gpu = metrics.get("gpu", {})
+        row.update(
+            gpu_memory_max_mb=(gpu.get("memory_used_max_bytes") or 0) / 2**20 or None,
+            gpu_utilisation_pct=gpu.get("utilisation_mean_pct"),
+            gpu_power_mean_w=gpu.get("power_mean_w"),
+            energy_per_inference_j=gpu.get("energy_per_inference_j"),
+        )
+        per_image = _flops_for(flops, record)
+        throughput = metrics.get("throughput_ips")
+        row.update(
+            flops_per_image=per_image,
+            achieved_gflops=per_image * throughput / 1e9 if per_image and throughput else None,
+            peak_gflops=record.get("fingerprint", {}).get("peak_gflops"),
         )
         rows.append(row)
     return _ordered(pd.DataFrame(rows), RUNS_FIRST).sort_values(
-        ["model", "framework", "env", "device", "system", "batch_size"], ignore_index=True
+        ["model", "framework", "env", "device", "system", "scenario", "batch_size", "repeat"],
+        ignore_index=True,
     )
+
+
+def _flops_for(flops: dict[str, float], record: dict[str, Any]) -> float | None:
+    """The model's count: FLOPs do not depend on the framework that runs them."""
+    return flops.get(record["job"]["model"])
+
+
+def repeats_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Median and spread of each configuration across its repeats."""
+    ok = runs[runs["status"] == "ok"]
+    keys = ["model", "framework", "env", "device", "system", "scenario", "batch_size"]
+    if ok.empty:
+        return pd.DataFrame(columns=[*keys, "repeats"])
+    grouped = ok.groupby(keys)
+    table = grouped.agg(
+        repeats=("repeat", "count"),
+        latency_ms_p50_median=("latency_ms_p50", "median"),
+        latency_ms_p50_min=("latency_ms_p50", "min"),
+        latency_ms_p50_max=("latency_ms_p50", "max"),
+        throughput_ips_median=("throughput_ips", "median"),
+        throughput_ips_min=("throughput_ips", "min"),
+        throughput_ips_max=("throughput_ips", "max"),
+        any_unstable=("unstable", "any"),
+    ).reset_index()
+    table["latency_spread_pct"] = (
+        100.0
+        * (table["latency_ms_p50_max"] - table["latency_ms_p50_min"])
+        / table["latency_ms_p50_median"]
+    )
+    return table
+
+
+def environments_table(runs: pd.DataFrame, agreement: pd.DataFrame) -> pd.DataFrame:
+    """The same manifest in two environments: latency ratio per batch size, agreement."""
+    ok = runs[(runs["status"] == "ok") & (runs["scenario"] == "Offline")]
+    median = (
+        ok.groupby(["manifest", "framework", "env", "device", "system", "batch_size"])[
+            "latency_ms_p50"
+        ]
+        .median()
+        .reset_index()
+    )
+    rows = []
+    for (manifest, device, system), group in median.groupby(["manifest", "device", "system"]):
+        envs = sorted(group["env"].unique())
+        for i, env_a in enumerate(envs):
+            for env_b in envs[i + 1 :]:
+                a = group[group["env"] == env_a].set_index("batch_size")["latency_ms_p50"]
+                b = group[group["env"] == env_b].set_index("batch_size")["latency_ms_p50"]
+                pair = agreement[
+                    (agreement["env_a"].isin([env_a, env_b]))
+                    & (agreement["env_b"].isin([env_a, env_b]))
+                    & (agreement["framework_a"] == agreement["framework_b"])
+                ]
+                for bs in sorted(set(a.index) & set(b.index)):
+                    rows.append(
+                        {
+                            "manifest": manifest,
+                            "framework": group["framework"].iloc[0],
+                            "device": device,
+                            "system": system,
+                            "env_a": env_a,
+                            "env_b": env_b,
+                            "batch_size": bs,
+                            "latency_ms_p50_a": a[bs],
+                            "latency_ms_p50_b": b[bs],
+                            "latency_ratio_b_over_a": b[bs] / a[bs],
+                            "top1_agreement": pair["top1_agreement"].iloc[0] if len(pair) else None,
+                            "max_abs_logit_diff": pair["max_abs_logit_diff"].iloc[0]
+                            if len(pair)
+                            else None,
+                        }
+                    )
+    columns = [
+        "manifest",
+        "framework",
+        "device",
+        "system",
+        "env_a",
+        "env_b",
+        "batch_size",
+        "latency_ms_p50_a",
+        "latency_ms_p50_b",
+        "latency_ratio_b_over_a",
+        "top1_agreement",
+        "max_abs_logit_diff",
+    ]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def expected_indices(labels: list[str], label_list: list[str], offset: int) -> np.ndarray:

@@ -20,7 +20,14 @@ from typing import Any
 import numpy as np
 
 from reproscope.fingerprint import system_fingerprint
-from reproscope.scenarios import StopRule, run_offline
+from reproscope.flops import peak_gflops
+from reproscope.resources import GpuSampler
+from reproscope.scenarios import (
+    StopRule,
+    find_max_server_rate,
+    run_offline,
+    run_single_stream,
+)
 from reproscope.stats import summarize
 
 FRAMEWORK_PACKAGES = {
@@ -58,15 +65,46 @@ def accuracy_pass(runner: Any, inputs: np.ndarray, batch_size: int) -> tuple[np.
     return np.concatenate(logits).astype(np.float32), time.perf_counter() - start
 
 
-def latency_run(runner: Any, inputs: np.ndarray, job: dict[str, Any]) -> dict[str, Any]:
-    timing = job["timing"]
-    batch = batch_of(inputs, job["batch_size"])
+def _issue(runner: Any, batch: np.ndarray) -> Any:
+    return lambda _n: runner.run(batch)
+
+
+def run_scenario(runner: Any, inputs: np.ndarray, job: dict[str, Any]) -> dict[str, Any]:
+    """One MLPerf-style scenario; returns its statistics and throughput."""
+    timing, scenario = job["timing"], job["scenario"]
     rule = StopRule(timing["min_duration_s"], timing["min_queries"], timing["max_duration_s"])
-    result = run_offline(lambda _n: runner.run(batch), job["batch_size"], timing["warmup"], rule)
-    summary = summarize(result.latencies_ms)
+    batch = batch_of(inputs, job["batch_size"])
+    extra: dict[str, Any] = {}
+    if scenario == "Offline":
+        result = run_offline(_issue(runner, batch), job["batch_size"], timing["warmup"], rule)
+    elif scenario == "SingleStream":
+        result = run_single_stream(_issue(runner, batch), timing["warmup"], rule)
+    else:
+        server = job["server"]
+        rate, trials = find_max_server_rate(
+            _issue(runner, batch),
+            server["latency_bound_ms"],
+            timing["warmup"],
+            rule,
+            seed=server.get("seed", 0),
+            low_qps=server["low_qps"],
+            high_qps=server["high_qps"],
+            iterations=server["iterations"],
+        )
+        passing = [t for t in trials if t.target_qps == rate] or trials[-1:]
+        result = passing[-1]
+        extra = {
+            "server_max_qps": rate,
+            "latency_bound_ms": server["latency_bound_ms"],
+            "server_trials": [
+                {"target_qps": t.target_qps, "p99_ms": summarize(t.latencies_ms)["p99_ms"]}
+                for t in trials
+            ],
+        }
     return {
-        **summary,
-        "scenario": "Offline",
+        **summarize(result.latencies_ms),
+        **extra,
+        "scenario": scenario,
         "batch_size": job["batch_size"],
         "n_iterations": result.n_queries,
         "throughput_ips": result.throughput_sps,
@@ -78,12 +116,48 @@ def latency_run(runner: Any, inputs: np.ndarray, job: dict[str, Any]) -> dict[st
     }
 
 
+def breakdown(runner: Any, inputs: np.ndarray, job: dict[str, Any]) -> dict[str, float]:
+    """Median end-to-end parts of one batch: input preparation (measured by the preprocess
+    job, per image), copies, compute and post-processing (top-k)."""
+    batch = batch_of(inputs, job["batch_size"])
+    parts: dict[str, list[float]] = {}
+    for _ in range(job.get("breakdown_iterations", 5)):
+        logits, stages = runner.run_stages(batch)
+        t0 = time.perf_counter_ns()
+        top_k(logits, job["top_k"])
+        stages["postprocess_ms"] = (time.perf_counter_ns() - t0) / 1e6
+        for key, value in stages.items():
+            parts.setdefault(key, []).append(value)
+    medians = {key: float(np.median(values)) for key, values in parts.items()}
+    prepared = json.loads(Path(job["inputs"]).with_suffix(".json").read_text())
+    medians["preprocess_ms"] = prepared["seconds_per_image"] * 1e3 * job["batch_size"]
+    return medians
+
+
+def latency_run(runner: Any, inputs: np.ndarray, job: dict[str, Any]) -> dict[str, Any]:
+    sampler = GpuSampler() if job["device"] == "cuda" else None
+    if sampler is None:
+        metrics = run_scenario(runner, inputs, job)
+    else:
+        with sampler:
+            metrics = run_scenario(runner, inputs, job)
+        gpu = sampler.summary()
+        images = metrics["n_iterations"] * job["batch_size"]
+        gpu["energy_per_inference_j"] = (
+            sampler.energy_per_inference_j(images) if sampler.available else None
+        )
+        metrics["gpu"] = gpu
+    metrics["breakdown"] = breakdown(runner, inputs, job)
+    return metrics
+
+
 def run_job(job: dict[str, Any]) -> dict[str, Any]:
     from reproscope.runners import DeviceUnavailable, make_runner
 
     started = time.perf_counter()
     record: dict[str, Any] = {"job": job, "status": "ok", "reason": None}
     record["fingerprint"] = system_fingerprint(job["threads"], FRAMEWORK_PACKAGES[job["framework"]])
+    record["fingerprint"]["peak_gflops"] = peak_gflops()
     record["artifact_sha256"] = sha256_file(job["artifact"])
     record["inputs_sha256"] = sha256_file(job["inputs"])
     record["env_lock_sha256"] = sha256_file(job["env_lock"])

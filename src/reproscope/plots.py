@@ -12,18 +12,44 @@ import pandas as pd  # noqa: E402
 
 
 def latency_throughput(runs: pd.DataFrame, out: Path) -> None:
-    ok = runs[runs["status"] == "ok"]
+    """Offline runs: median over repeats (bars: min to max); red crosses mark unstable runs."""
+    ok = runs[(runs["status"] == "ok") & (runs.get("scenario", "Offline") == "Offline")]
     fig, (ax_lat, ax_tp) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for key, group in ok.groupby(["model", "framework", "env", "device", "system"]):
-        group = group.sort_values("batch_size")
-        label = "/".join(map(str, key))
-        ax_lat.plot(group["batch_size"], group["latency_ms_p50"], marker="o", label=label)
-        ax_lat.fill_between(
-            group["batch_size"], group["latency_ms_p50"], group["latency_ms_p99"], alpha=0.15
+    keys = ["model", "framework", "env", "device", "system"]
+    for key, group in ok.groupby(keys):
+        per_bs = group.groupby("batch_size").agg(
+            p50=("latency_ms_p50", "median"),
+            p50_min=("latency_ms_p50", "min"),
+            p50_max=("latency_ms_p50", "max"),
+            p99=("latency_ms_p99", "median"),
+            tp=("throughput_ips", "median"),
+            tp_min=("throughput_ips", "min"),
+            tp_max=("throughput_ips", "max"),
+            unstable=("unstable", "any"),
         )
-        ax_tp.plot(group["batch_size"], group["throughput_ips"], marker="o", label=label)
+        label = "/".join(map(str, key))
+        x = per_bs.index
+        line = ax_lat.errorbar(
+            x,
+            per_bs["p50"],
+            yerr=[per_bs["p50"] - per_bs["p50_min"], per_bs["p50_max"] - per_bs["p50"]],
+            marker="o",
+            capsize=3,
+            label=label,
+        )
+        ax_lat.fill_between(x, per_bs["p50"], per_bs["p99"], alpha=0.12, color=line[0].get_color())
+        ax_tp.errorbar(
+            x,
+            per_bs["tp"],
+            yerr=[per_bs["tp"] - per_bs["tp_min"], per_bs["tp_max"] - per_bs["tp"]],
+            marker="o",
+            capsize=3,
+            label=label,
+        )
+        unstable = per_bs[per_bs["unstable"].astype(bool)]
+        ax_lat.scatter(unstable.index, unstable["p50"], marker="x", s=80, color="red", zorder=5)
     for ax, title, ylabel in (
-        (ax_lat, "Latency per batch (p50, band to p99)", "ms"),
+        (ax_lat, "Latency per batch (p50, band to p99; x = unstable)", "ms"),
         (ax_tp, "Throughput", "images/s"),
     ):
         ax.set_xscale("log", base=2)
@@ -33,6 +59,32 @@ def latency_throughput(runs: pd.DataFrame, out: Path) -> None:
         ax.grid(True, which="both", alpha=0.3)
     if len(ok):
         ax_tp.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
+def latency_breakdown(runs: pd.DataFrame, out: Path) -> None:
+    """Stacked median parts of one batch's end-to-end latency, per batch size and device."""
+    parts = ["preprocess_ms", "h2d_ms", "compute_ms", "d2h_ms", "postprocess_ms"]
+    columns = [f"breakdown_{p}" for p in parts]
+    ok = runs[(runs["status"] == "ok") & (runs.get("scenario", "Offline") == "Offline")]
+    ok = ok.dropna(subset=columns)
+    table = ok.groupby(["framework", "env", "device", "system", "batch_size"])[columns].median()
+    fig, ax = plt.subplots(figsize=(max(7, 0.45 * len(table) + 2), 4.8))
+    bottom = pd.Series(0.0, index=table.index)
+    for part, column in zip(parts, columns, strict=True):
+        ax.bar(range(len(table)), table[column], bottom=bottom, label=part.removesuffix("_ms"))
+        bottom += table[column]
+    ax.set_xticks(
+        range(len(table)),
+        [f"{fw}/{env}/{dev}/{sys_}\nbs {bs}" for fw, env, dev, sys_, bs in table.index],
+        fontsize=6,
+        rotation=90,
+    )
+    ax.set_ylabel("ms per batch")
+    ax.set_title("End-to-end latency breakdown (CPU: copies are zero)")
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     plt.close(fig)

@@ -169,6 +169,15 @@ def _cross_check(study: Study) -> list[InputError]:
                     f"use one of {sorted(study.manifests)}",
                 )
             )
+    if "Server" in settings.get("scenarios", []) and "server" not in settings:
+        errors.append(
+            InputError(
+                study.config_file,
+                "study.server",
+                "the Server scenario needs its settings",
+                "add study.server with latency_bound_ms, low_qps, high_qps and iterations",
+            )
+        )
     override = settings.get("environment")
     if override and override not in study.envs:
         errors.append(
@@ -392,10 +401,19 @@ def job_table(study: Study, gpu_present: bool) -> pd.DataFrame:
             for name in settings["models"]:
                 for env in study.envs_of(name):
                     base = _row(study, name, system, device, env, "study")
-                    rows.append({**base, "mode": "accuracy", "batch_size": 0})
+                    rows.append(
+                        {**base, "mode": "accuracy", "batch_size": 0, "scenario": "", "repeat": 0}
+                    )
                     rows.extend(
-                        {**base, "mode": "latency", "batch_size": bs}
-                        for bs in sorted(settings["batch_sizes"])
+                        {
+                            **base,
+                            "mode": "latency",
+                            "batch_size": bs,
+                            "scenario": scenario,
+                            "repeat": repeat,
+                        }
+                        for scenario, bs in timing_points(settings)
+                        for repeat in range(settings.get("repeats", 1))
                     )
             for name, variant in study.variants.items():
                 env = study.env_of(variant["base"])
@@ -407,6 +425,18 @@ def job_table(study: Study, gpu_present: bool) -> pd.DataFrame:
                     }
                 )
     return pd.DataFrame(rows)
+
+
+def timing_points(settings: dict[str, Any]) -> list[tuple[str, int]]:
+    """(scenario, batch size) pairs: Offline at every batch size, the others one sample
+    per query."""
+    points = []
+    for scenario in settings.get("scenarios", ["Offline"]):
+        if scenario == "Offline":
+            points.extend(("Offline", bs) for bs in sorted(settings["batch_sizes"]))
+        else:
+            points.append((scenario, 1))
+    return points
 
 
 def _row(study: Study, name: str, system: str, device: str, env: str, kind: str) -> dict[str, Any]:

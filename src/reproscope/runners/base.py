@@ -22,6 +22,9 @@ class Runner(Protocol):
     def run(self, batch: np.ndarray) -> np.ndarray:
         """Run one batch and return host logits; device work is finished on return."""
 
+    def run_stages(self, batch: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
+        """run() split into h2d_ms, compute_ms and d2h_ms; copies are 0 on the CPU."""
+
     def info(self) -> dict[str, Any]:
         """Framework versions and every setting that can change speed or results."""
 
@@ -33,3 +36,12 @@ def resolve_entry_point(entry_point: str) -> Any:
     for attr in attr_path.split("."):
         obj = getattr(obj, attr)
     return obj
+
+
+def stage_ms(t0: int, t1: int, t2: int, t3: int, device: str) -> dict[str, float]:
+    """Stage durations from perf_counter_ns stamps. On the CPU the input already lives in
+    host memory, so the copies are reported as exactly 0 (what was timed there is the
+    framework's tensor wrapping, counted as compute)."""
+    if device == "cpu":
+        return {"h2d_ms": 0.0, "compute_ms": (t3 - t0) / 1e6, "d2h_ms": 0.0}
+    return {"h2d_ms": (t1 - t0) / 1e6, "compute_ms": (t2 - t1) / 1e6, "d2h_ms": (t3 - t2) / 1e6}

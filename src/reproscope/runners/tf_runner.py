@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
-from reproscope.runners.base import DeviceUnavailable
+from reproscope.runners.base import DeviceUnavailable, stage_ms
 
 
 class TensorflowRunner:
@@ -34,6 +35,23 @@ class TensorflowRunner:
         with tf.device(self.device_name):
             # .numpy() copies to the host and so waits for the device.
             return self.forward(tf.constant(batch)).numpy()
+
+    def run_stages(self, batch: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
+        device = "cuda" if self.device_name.startswith("/GPU") else "cpu"
+        sync = getattr(tf.test.experimental, "sync_devices", lambda: None)
+        with tf.device(self.device_name):
+            t0 = time.perf_counter_ns()
+            x = tf.identity(tf.constant(batch))
+            if device == "cuda":
+                sync()
+            t1 = time.perf_counter_ns()
+            y = self.forward(x)
+            if device == "cuda":
+                sync()
+            t2 = time.perf_counter_ns()
+            out = y.numpy()
+            t3 = time.perf_counter_ns()
+        return out, stage_ms(t0, t1, t2, t3, device)
 
     def info(self) -> dict[str, Any]:
         build = tf.sysconfig.get_build_info()

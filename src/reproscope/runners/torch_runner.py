@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from reproscope.runners.base import DeviceUnavailable, resolve_entry_point
+from reproscope.runners.base import DeviceUnavailable, resolve_entry_point, stage_ms
 
 
 class TorchRunner:
@@ -40,6 +41,22 @@ class TorchRunner:
             if self.device == "cuda":
                 torch.cuda.synchronize()
             return y.float().cpu().numpy()
+
+    def run_stages(self, batch: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
+        """run() split into host-to-device copy, compute and device-to-host copy (ms)."""
+        assert self.model is not None
+        sync = torch.cuda.synchronize if self.device == "cuda" else (lambda: None)
+        with torch.inference_mode():
+            t0 = time.perf_counter_ns()
+            x = torch.from_numpy(batch).to(self.device)
+            sync()
+            t1 = time.perf_counter_ns()
+            y = self.model(x)
+            sync()
+            t2 = time.perf_counter_ns()
+            out = y.float().cpu().numpy()
+            t3 = time.perf_counter_ns()
+        return out, stage_ms(t0, t1, t2, t3, self.device)
 
     def info(self) -> dict[str, Any]:
         info: dict[str, Any] = {
