@@ -112,7 +112,7 @@ def variant_results():
 def latency_results():
     rows = JOBS[JOBS["mode"] == "latency"] if len(JOBS) else JOBS
     return [
-        f"{inference_dir(r)}/{r.scenario}_bs{r.batch_size}_r{r.repeat}.json"
+        f"{inference_dir(r)}/{r.scenario}_bs{int(r.batch_size)}_r{int(r.repeat)}.json"
         for r in rows.itertuples()
     ]
 
@@ -187,11 +187,17 @@ def all_outputs():
         f"{RESULTS}/summary/runs.csv",
         f"{RESULTS}/summary/accuracy.csv",
         f"{RESULTS}/summary/agreement.csv",
+        f"{RESULTS}/summary/repeats.csv",
+        f"{RESULTS}/summary/environments.csv",
         f"{RESULTS}/plots/latency_throughput.png",
         f"{RESULTS}/plots/accuracy_vs_claim.png",
         f"{RESULTS}/plots/latency_breakdown.png",
         *(
-            [f"{RESULTS}/summary/ablations.csv", f"{RESULTS}/plots/ablations.png"]
+            [
+                f"{RESULTS}/summary/ablations.csv",
+                f"{RESULTS}/summary/diagnosis.csv",
+                f"{RESULTS}/plots/ablations.png",
+            ]
             if study.variants
             else []
         ),

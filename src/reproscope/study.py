@@ -95,9 +95,15 @@ class Study:
         return sorted(needed)
 
 
+MLPERF_TIMING = {"warmup": 10, "min_duration_s": 600.0, "min_queries": 1024,
+                 "max_duration_s": 7200.0}
+
+
 def load_study(config: dict[str, Any], config_file: str, gpu_present: bool = False) -> Study:
     """Validate the config, manifests and environment files; expand the job table."""
     validate(config, "config", config_file)
+    if config.get("timing_profile") == "mlperf":
+        config = {**config, "study": {**config["study"], "timing": MLPERF_TIMING}}
     if not Path(config["manifests"]).is_dir():
         raise InputErrors(
             [
