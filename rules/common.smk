@@ -27,6 +27,10 @@ SRC = str(Path(workflow.basedir) / "src")
 RESULTS = "results"
 JOBS = study.jobs
 THREADS = study.settings["threads"]
+GROUPED = study.settings.get("group_batch_sizes", False)
+BATCH_SIZES = sorted(study.settings["batch_sizes"])
+# With grouping, Offline points are measured by latency_grouped, one process per group.
+SINGLE_SCENARIOS = "SingleStream|Server" if GROUPED else "Offline|SingleStream|Server"
 
 
 def canonical(value):
@@ -147,6 +151,15 @@ def inference_inputs(wildcards):
     }
 
 
+def grouped_job(wildcards, output):
+    """All Offline batch sizes of one (system, manifest, env, device, repeat)."""
+    wildcards.scenario, wildcards.batch_size = "Offline", BATCH_SIZES[0]
+    job = json.loads(inference_job(wildcards, output, "latency"))
+    del job["result_out"], job["batch_size"]
+    job.update(batch_sizes=BATCH_SIZES, result_outs=list(output))
+    return json.dumps(job, sort_keys=True)
+
+
 def inference_job(wildcards, output, mode):
     m = study.manifest(wildcards.manifest)
     job = {
@@ -164,7 +177,7 @@ def inference_job(wildcards, output, mode):
         "architecture": m.data.get("architecture"),
         "unsafe_pickle": bool(m.source.get("unsafe_pickle", False)),
         "top_k": m.outputs["top_k"],
-        "result_out": output.result,
+        "result_out": output.get("result", output[0]),
     }
     if mode == "accuracy":
         job.update(

@@ -7,6 +7,8 @@ rule accuracy:
         topk=f"{RESULTS}/inference/{{system}}/{{manifest}}/{{env}}/{{device}}/topk.npy",
     log:
         f"{RESULTS}/logs/inference/{{system}}/{{manifest}}/{{env}}/{{device}}/accuracy.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/accuracy/{{system}}/{{manifest}}/{{env}}/{{device}}.tsv"
     conda:
         inference_env_file
     threads: THREADS
@@ -30,10 +32,12 @@ rule latency:
         result=f"{RESULTS}/inference/{{system}}/{{manifest}}/{{env}}/{{device}}/{{scenario}}_bs{{batch_size}}_r{{repeat}}.json",
     log:
         f"{RESULTS}/logs/inference/{{system}}/{{manifest}}/{{env}}/{{device}}/{{scenario}}_bs{{batch_size}}_r{{repeat}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/latency/{{system}}/{{manifest}}/{{env}}/{{device}}/{{scenario}}_bs{{batch_size}}_r{{repeat}}.tsv"
     wildcard_constraints:
         batch_size=r"\d+",
         repeat=r"\d+",
-        scenario="Offline|SingleStream|Server",
+        scenario=SINGLE_SCENARIOS,
     conda:
         inference_env_file
     threads: THREADS
@@ -48,3 +52,35 @@ rule latency:
         job=lambda wc, output: inference_job(wc, output, "latency"),
     shell:
         "PYTHONPATH={params.src} {params.python} -m reproscope.infer {params.job:q} > {log} 2>&1"
+
+
+if GROUPED:
+
+    rule latency_grouped:
+        input:
+            unpack(inference_inputs),
+        output:
+            expand(
+                f"{RESULTS}/inference/{{{{system}}}}/{{{{manifest}}}}/{{{{env}}}}/{{{{device}}}}/Offline_bs{{batch_size}}_r{{{{repeat}}}}.json",
+                batch_size=BATCH_SIZES,
+            ),
+        log:
+            f"{RESULTS}/logs/inference/{{system}}/{{manifest}}/{{env}}/{{device}}/Offline_grouped_r{{repeat}}.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/latency/{{system}}/{{manifest}}/{{env}}/{{device}}/Offline_grouped_r{{repeat}}.tsv"
+        wildcard_constraints:
+            repeat=r"\d+",
+        conda:
+            inference_env_file
+        threads: THREADS
+        resources:
+            mem_mb=8000,
+            runtime=120,
+            slurm_partition=partition,
+            gres=gres,
+        params:
+            src=SRC,
+            python=lambda wc: env_python(wc.env),
+            job=lambda wc, output: grouped_job(wc, output),
+        shell:
+            "PYTHONPATH={params.src} {params.python} -m reproscope.infer {params.job:q} > {log} 2>&1"

@@ -151,7 +151,8 @@ def latency_run(runner: Any, inputs: np.ndarray, job: dict[str, Any]) -> dict[st
     return metrics
 
 
-def run_job(job: dict[str, Any]) -> dict[str, Any]:
+def run_job(job: dict[str, Any], runner: Any = None) -> tuple[dict[str, Any], Any]:
+    """One job; a grouped job passes the runner it already loaded (load_s is then 0)."""
     from reproscope.runners import DeviceUnavailable, make_runner
 
     started = time.perf_counter()
@@ -163,8 +164,9 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     record["env_lock_sha256"] = sha256_file(job["env_lock"])
     inputs = np.load(job["inputs"], mmap_mode="r")
     try:
-        runner = make_runner(job["framework"])
-        runner.load(Path(job["artifact"]), job)
+        if runner is None:
+            runner = make_runner(job["framework"])
+            runner.load(Path(job["artifact"]), job)
         record["runner"] = runner.info()
         record["load_s"] = time.perf_counter() - started
         if job["mode"] == "accuracy":
@@ -184,7 +186,27 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
             np.save(job[key], np.zeros((0,), dtype=np.float32))
     record["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     record["wall_s"] = time.perf_counter() - started
-    return record
+    return record, runner
+
+
+def write_record(record: dict[str, Any], out: Path) -> None:
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=1, sort_keys=True, default=str))
+    os.replace(tmp, out)
+
+
+def run_group(job: dict[str, Any]) -> None:
+    """Several batch sizes of one (model, environment, device) in one process: the
+    framework is imported and the model loaded once. Each point keeps its own result."""
+    runner = None
+    for batch_size, out in zip(job["batch_sizes"], job["result_outs"], strict=True):
+        point = {**job, "batch_size": batch_size, "result_out": out, "grouped": True}
+        del point["batch_sizes"], point["result_outs"]
+        record, runner = run_job(point, runner)
+        if record["status"] != "ok":
+            runner = None  # a failed point must not poison the next one
+        write_record(record, Path(out))
+        print(f"{point['scenario']} {batch_size}: {record['status']} {record['reason'] or ''}")
 
 
 def main(argv: list[str]) -> int:
@@ -193,11 +215,11 @@ def main(argv: list[str]) -> int:
         return 2
     text = argv[1] if argv[1].lstrip().startswith("{") else Path(argv[1]).read_text()
     job = json.loads(text)
-    record = run_job(job)
-    out = Path(job["result_out"])
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=1, sort_keys=True, default=str))
-    os.replace(tmp, out)
+    if "batch_sizes" in job:
+        run_group(job)
+        return 0
+    record, _ = run_job(job)
+    write_record(record, Path(job["result_out"]))
     print(f"{job['mode']} {job.get('batch_size')}: {record['status']} {record['reason'] or ''}")
     return 0
 
