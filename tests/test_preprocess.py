@@ -592,3 +592,45 @@ def test_preprocess_image_reshape_bug_end_to_end(tmp_path: Path) -> None:
     assert good.shape == bug.shape == (3, 16, 16)
     assert not np.array_equal(good, bug)
     np.testing.assert_array_equal(bug.ravel(), good.transpose(1, 2, 0).ravel())
+
+
+def test_overrides_change_only_their_field() -> None:
+    from reproscope.ablation import apply_overrides, diagnosis_candidates, field_of
+
+    base = yaml.safe_load(MANIFEST.read_text())
+    variant = apply_overrides(base, {"inputs.color_order": "BGR", "outputs.label_offset": 1})
+    assert variant["inputs"]["color_order"] == "BGR" and variant["outputs"]["label_offset"] == 1
+    assert base["inputs"]["color_order"] == "RGB"  # the base is not modified
+    rest = {k: v for k, v in variant["inputs"].items() if k != "color_order"}
+    assert rest == {k: v for k, v in base["inputs"].items() if k != "color_order"}
+    with pytest.raises(KeyError):
+        apply_overrides(base, {"inputs.nonexistent.method": "x"})
+    candidates = diagnosis_candidates(base)
+    assert candidates["diag-color_order-BGR"] == {"inputs.color_order": "BGR"}
+    assert field_of(candidates["diag-resize.method-nearest"]) == "inputs.resize"
+    assert "diag-normalize-tf-lite" not in candidates  # the manifest's own normalisation
+    for overrides in candidates.values():
+        assert apply_overrides(base, overrides) != base
+
+
+def test_symmetric_padding_variant_shifts_the_sampling_grid() -> None:
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("efficientnet_lite_pytorch")
+    from efficientnet_lite_pytorch import EfficientNet
+
+    from reproscope.architectures import efficientnet_lite_symmetric_padding
+
+    same = EfficientNet.from_name("efficientnet-lite0").eval()
+    symmetric = efficientnet_lite_symmetric_padding("efficientnet-lite0").eval()
+    symmetric.load_state_dict(same.state_dict())
+    stem_same, stem_sym = same._conv_stem, symmetric._conv_stem
+    x = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).reshape(2, 3, 8, 8)
+    # Reference: TF SAME pads (0, 1) for a stride-2 3x3 conv on an even size; symmetric (1, 1).
+    reference_same = torch.nn.functional.conv2d(
+        torch.nn.functional.pad(x, (0, 1, 0, 1)), stem_same.weight, stride=2
+    )
+    reference_sym = torch.nn.functional.conv2d(x, stem_sym.weight, stride=2, padding=1)
+    with torch.no_grad():
+        assert torch.allclose(stem_same(x), reference_same, atol=1e-4)
+        assert torch.allclose(stem_sym(x), reference_sym, atol=1e-4)
+        assert not torch.allclose(stem_same(x), stem_sym(x))

@@ -82,6 +82,8 @@ def _identity(record: dict[str, Any]) -> dict[str, Any]:
         "env_lock_sha256": record.get("env_lock_sha256"),
         "artifact_sha256": record.get("artifact_sha256"),
         "inputs_sha256": record.get("inputs_sha256"),
+        # True only when a manifest opted in to loading a code-carrying pickle.
+        "unsafe_pickle": bool(job.get("unsafe_pickle", False)),
     }
 
 

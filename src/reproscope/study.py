@@ -95,8 +95,12 @@ class Study:
         return sorted(needed)
 
 
-MLPERF_TIMING = {"warmup": 10, "min_duration_s": 600.0, "min_queries": 1024,
-                 "max_duration_s": 7200.0}
+MLPERF_TIMING = {
+    "warmup": 10,
+    "min_duration_s": 600.0,
+    "min_queries": 1024,
+    "max_duration_s": 7200.0,
+}
 
 
 def load_study(config: dict[str, Any], config_file: str, gpu_present: bool = False) -> Study:
