@@ -32,7 +32,14 @@ from pathlib import Path
 
 import yaml
 
-from tests.tinystudy import COLOURS, REPO, sha256, write_weights
+from tests.tinystudy import (
+    COLOURS,
+    REPO,
+    colour_inputs,
+    sha256,
+    study_config,
+    write_weights,
+)
 
 BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128)
 FRAMEWORKS = ("pytorch", "onnx", "tensorflow")
@@ -70,28 +77,7 @@ def write_keras(path: Path) -> None:
 
 
 def _inputs(size: int, layout: str) -> dict:
-    return {
-        "size": [size, size],
-        "decoder": "pil",
-        "grayscale": "to_rgb",
-        "color_order": "RGB",
-        "resize": {
-            "library": "pil",
-            "method": "bilinear",
-            "antialias": True,
-            "target": "shorter_side",
-        },
-        "crop_ratio": 0.875,
-        "normalize": {
-            "scale": 1.0,
-            "mean": [127.5] * 3,
-            "std": [127.5] * 3,
-            "arithmetic": "float32",
-        },
-        "dtype": "float32",
-        "layout": layout,
-        "layout_conversion": "transpose",
-    }
+    return colour_inputs(size, layout)
 
 
 def manifest(
@@ -198,29 +184,7 @@ def build(
             data = manifest(model, framework, size, labels, weights, keras_file)
             path = root / "manifests" / f"{data['name']}.yaml"
             path.write_text(yaml.safe_dump(data, sort_keys=False))
-    config = {
-        "manifests": "manifests",
-        "environments": {"host": "envs/host.yaml"},
-        "datasets": {
-            "colours": {
-                "generator": "synthetic-colours",
-                "n_images": 24,
-                "content_digest": "generated",
-                "files": "*.jpg",
-                "labels": {"filename_regex": "^([a-z]+)_"},
-            }
-        },
-        "study": {
-            "dataset": "colours",
-            "models": manifest_names(n_models),
-            "batch_sizes": list(batch_sizes),
-            "devices": ["cpu"],
-            "environment": "host",
-            "accuracy_batch_size": 8,
-            "threads": 1,
-            "timing": {"warmup": 1, "min_duration_s": 0.05, "min_queries": 3, "max_duration_s": 10},
-        },
-    }
+    config = study_config(manifest_names(n_models), tuple(batch_sizes))
     path = root / "config.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path

@@ -6,7 +6,6 @@ import hashlib
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import pytest
 import yaml
 
 from tests import tinystudy
-from tests.test_workflow import SNAKEFILE, snakemake
+from tests.test_workflow import snakemake, snakemake_command
 
 pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
@@ -57,19 +56,7 @@ def test_killed_job_then_rerun_keeps_finished_results(tmp_path: Path) -> None:
     assert first.returncode == 0, first.stderr[-3000:]
     finished = digests(tmp_path)
     assert finished
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-s",
-        str(SNAKEFILE),
-        "-d",
-        str(tmp_path),
-        "--configfile",
-        str(tmp_path / "config.yaml"),
-        "--cores",
-        "2",
-    ]
+    cmd = snakemake_command(tmp_path)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 120
     pids: list[int] = []

@@ -20,8 +20,8 @@ pytest.importorskip("onnx")
 SNAKEFILE = tinystudy.REPO / "Snakefile"
 
 
-def snakemake(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    cmd = [
+def snakemake_command(root: Path, *args: str) -> list[str]:
+    return [
         sys.executable,
         "-m",
         "snakemake",
@@ -35,7 +35,12 @@ def snakemake(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
         "2",
         *args,
     ]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+
+
+def snakemake(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        snakemake_command(root, *args), capture_output=True, text=True, timeout=900
+    )
 
 
 def planned_jobs(result: subprocess.CompletedProcess[str]) -> dict[str, int]:

@@ -9,15 +9,10 @@ from pathlib import Path
 
 import yaml
 
+from reproscope.datasets import SYNTHETIC_CLASSES
+
 REPO = Path(__file__).resolve().parents[1]
-COLOURS = {  # must match reproscope.datasets.SYNTHETIC_CLASSES
-    "blue": (30, 40, 220),
-    "cyan": (30, 210, 220),
-    "green": (30, 200, 40),
-    "magenta": (210, 30, 210),
-    "red": (220, 30, 30),
-    "yellow": (230, 220, 30),
-}
+COLOURS = SYNTHETIC_CLASSES  # the generated dataset's classes
 
 
 def sha256(path: Path) -> str:
@@ -32,6 +27,32 @@ def write_weights(path: Path) -> None:
     names = sorted(COLOURS)
     prototypes = torch.tensor([COLOURS[n] for n in names], dtype=torch.float32) / 127.5 - 1.0
     torch.save(prototype_state_dict(prototypes), path)
+
+
+def colour_inputs(size: int, layout: str) -> dict:
+    """The preprocessing the colour prototypes expect: pixels scaled to [-1, 1]."""
+    return {
+        "size": [size, size],
+        "decoder": "pil",
+        "grayscale": "to_rgb",
+        "color_order": "RGB",
+        "resize": {
+            "library": "pil",
+            "method": "bilinear",
+            "antialias": True,
+            "target": "shorter_side",
+        },
+        "crop_ratio": 0.875,
+        "normalize": {
+            "scale": 1.0,
+            "mean": [127.5] * 3,
+            "std": [127.5] * 3,
+            "arithmetic": "float32",
+        },
+        "dtype": "float32",
+        "layout": layout,
+        "layout_conversion": "transpose",
+    }
 
 
 def manifest(name: str, labels: Path, weights: Path, framework: str, **extra) -> dict:
@@ -53,28 +74,7 @@ def manifest(name: str, labels: Path, weights: Path, framework: str, **extra) ->
             "args": [6],
             "kwargs": {},
         },
-        "inputs": {
-            "size": [32, 32],
-            "decoder": "pil",
-            "grayscale": "to_rgb",
-            "color_order": "RGB",
-            "resize": {
-                "library": "pil",
-                "method": "bilinear",
-                "antialias": True,
-                "target": "shorter_side",
-            },
-            "crop_ratio": 0.875,
-            "normalize": {
-                "scale": 1.0,
-                "mean": [127.5] * 3,
-                "std": [127.5] * 3,
-                "arithmetic": "float32",
-            },
-            "dtype": "float32",
-            "layout": "NCHW",
-            "layout_conversion": "transpose",
-        },
+        "inputs": colour_inputs(32, "NCHW"),
         "outputs": {
             "kind": "logits",
             "num_classes": 6,
@@ -130,6 +130,33 @@ def add_broken_manifest(root: Path) -> str:
     return "tiny-broken"
 
 
+def study_config(models: list[str], batch_sizes: tuple[int, ...]) -> dict:
+    """A study of the given manifests on the generated colour dataset, in the host env."""
+    return {
+        "manifests": "manifests",
+        "environments": {"host": "envs/host.yaml"},
+        "datasets": {
+            "colours": {
+                "generator": "synthetic-colours",
+                "n_images": 24,
+                "content_digest": "generated",
+                "files": "*.jpg",
+                "labels": {"filename_regex": "^([a-z]+)_"},
+            }
+        },
+        "study": {
+            "dataset": "colours",
+            "models": models,
+            "batch_sizes": list(batch_sizes),
+            "devices": ["cpu"],
+            "environment": "host",
+            "accuracy_batch_size": 8,
+            "threads": 1,
+            "timing": {"warmup": 1, "min_duration_s": 0.05, "min_queries": 3, "max_duration_s": 10},
+        },
+    }
+
+
 def build(root: Path, batch_sizes: tuple[int, ...] = (1, 4), **study: object) -> Path:
     """Lay out the tiny study under root; return the config path.
 
@@ -146,29 +173,7 @@ def build(root: Path, batch_sizes: tuple[int, ...] = (1, 4), **study: object) ->
     for name, framework in (("tiny-pytorch", "pytorch"), ("tiny-onnx", "onnxruntime")):
         path = root / "manifests" / f"{name}.yaml"
         path.write_text(yaml.safe_dump(manifest(name, labels, weights, framework), sort_keys=False))
-    config = {
-        "manifests": "manifests",
-        "environments": {"host": "envs/host.yaml"},
-        "datasets": {
-            "colours": {
-                "generator": "synthetic-colours",
-                "n_images": 24,
-                "content_digest": "generated",
-                "files": "*.jpg",
-                "labels": {"filename_regex": "^([a-z]+)_"},
-            }
-        },
-        "study": {
-            "dataset": "colours",
-            "models": ["tiny-pytorch", "tiny-onnx"],
-            "batch_sizes": list(batch_sizes),
-            "devices": ["cpu"],
-            "environment": "host",
-            "accuracy_batch_size": 8,
-            "threads": 1,
-            "timing": {"warmup": 1, "min_duration_s": 0.05, "min_queries": 3, "max_duration_s": 10},
-        },
-    }
+    config = study_config(["tiny-pytorch", "tiny-onnx"], batch_sizes)
     config["study"].update(study)
     path = root / "config.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
