@@ -131,13 +131,19 @@ def system_resources(system):
     return {k: spec[v] for k, v in keys.items() if v in spec}
 
 
-def partition(wildcards):
+def _partition(wildcards):
     return system_resources(wildcards.system).get("slurm_partition", "")
 
 
-def gres(wildcards):
+def _gres(wildcards):
     spec = study.systems.get(wildcards.system, {})
     return spec.get("slurm_gres", "") if wildcards.device == "cuda" else ""
+
+
+# Plain values when no system routes jobs, which spares Snakemake a call per job.
+_SYSTEM_KEYS = {k for spec in study.systems.values() for k in spec}
+partition = _partition if "slurm_partition" in _SYSTEM_KEYS else ""
+gres = _gres if "slurm_gres" in _SYSTEM_KEYS else ""
 
 
 def inference_inputs(wildcards):
