@@ -44,7 +44,7 @@ def parse_line(line: str) -> dict[str, str]:
     rec = {}
     for i, m in enumerate(matches):
         end = matches[i + 1].start() if i + 1 < len(matches) else len(line)
-        rec[m.group(1)] = line[m.end():end].strip()
+        rec[m.group(1)] = line[m.end() : end].strip()
     return rec
 
 
@@ -107,24 +107,50 @@ def main() -> int:
     )
     ap.add_argument("jobcomp_log")
     ap.add_argument("--expect", action="append", default=[], metavar="SUBSTRING=PARTITION")
-    ap.add_argument("--min-jobs", type=int, default=0,
-                    help="minimum number of (filtered) jobs in the log")
-    ap.add_argument("--logdir", action="append", default=[],
-                    help="Snakemake SLURM log dir (label jobs by rule)")
-    ap.add_argument("--id-file", action="append", default=[], metavar="GLOB",
-                    help="files containing SLURM_JOB_ID=<id> (label = path)")
-    ap.add_argument("--json-id", action="append", default=[], metavar="GLOB",
-                    help="result JSONs with fingerprint.slurm_job_id (label = path); "
-                         "a file without an id fails the check (it ran outside SLURM)")
-    ap.add_argument("--require-record", action="store_true",
-                    help="fail for every labelled job id without a jobcomp record")
-    ap.add_argument("--workdir", action="append", default=[],
-                    help="only consider jobs whose WorkDir is (under) this path")
-    ap.add_argument("--jobname", action="append", default=[],
-                    help="only consider jobs with this exact JobName (e.g. Snakemake run UUID)")
-    ap.add_argument("--only-labelled", action="store_true",
-                    help="only consider jobs labelled by --logdir/--id-file (the log is "
-                         "cumulative across runs; this restricts it to this run's jobs)")
+    ap.add_argument(
+        "--min-jobs", type=int, default=0, help="minimum number of (filtered) jobs in the log"
+    )
+    ap.add_argument(
+        "--logdir", action="append", default=[], help="Snakemake SLURM log dir (label jobs by rule)"
+    )
+    ap.add_argument(
+        "--id-file",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="files containing SLURM_JOB_ID=<id> (label = path)",
+    )
+    ap.add_argument(
+        "--json-id",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="result JSONs with fingerprint.slurm_job_id (label = path); "
+        "a file without an id fails the check (it ran outside SLURM)",
+    )
+    ap.add_argument(
+        "--require-record",
+        action="store_true",
+        help="fail for every labelled job id without a jobcomp record",
+    )
+    ap.add_argument(
+        "--workdir",
+        action="append",
+        default=[],
+        help="only consider jobs whose WorkDir is (under) this path",
+    )
+    ap.add_argument(
+        "--jobname",
+        action="append",
+        default=[],
+        help="only consider jobs with this exact JobName (e.g. Snakemake run UUID)",
+    )
+    ap.add_argument(
+        "--only-labelled",
+        action="store_true",
+        help="only consider jobs labelled by --logdir/--id-file (the log is "
+        "cumulative across runs; this restricts it to this run's jobs)",
+    )
     args = ap.parse_args()
 
     expects = []
@@ -141,9 +167,15 @@ def main() -> int:
 
     if args.workdir:
         roots = [os.path.realpath(w) for w in args.workdir]
-        jobs = [j for j in jobs if any(
-            os.path.realpath(j.get("WorkDir", "")) == r
-            or os.path.realpath(j.get("WorkDir", "")).startswith(r + os.sep) for r in roots)]
+        jobs = [
+            j
+            for j in jobs
+            if any(
+                os.path.realpath(j.get("WorkDir", "")) == r
+                or os.path.realpath(j.get("WorkDir", "")).startswith(r + os.sep)
+                for r in roots
+            )
+        ]
     if args.jobname:
         jobs = [j for j in jobs if j.get("Name") in args.jobname]
 
@@ -165,9 +197,17 @@ def main() -> int:
     # Table
     rows = [("JobId", "Partition", "JobState", "NodeList", "Start", "End", "Labels")]
     for j in jobs:
-        rows.append((j["JobId"], j.get("Partition", "?"), j.get("JobState", "?"),
-                     j.get("NodeList", "?"), j.get("StartTime", "?"), j.get("EndTime", "?"),
-                     ", ".join(extra.get(j["JobId"], [])) or j.get("Name", "")))
+        rows.append(
+            (
+                j["JobId"],
+                j.get("Partition", "?"),
+                j.get("JobState", "?"),
+                j.get("NodeList", "?"),
+                j.get("StartTime", "?"),
+                j.get("EndTime", "?"),
+                ", ".join(extra.get(j["JobId"], [])) or j.get("Name", ""),
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1])
@@ -176,23 +216,29 @@ def main() -> int:
     if args.require_record:
         recorded = {j["JobId"] for j in jobs}
         for job_id in sorted(set(extra) - recorded, key=lambda i: (len(i), i)):
-            errors.append(f"job {job_id} ({', '.join(extra[job_id])}) has no jobcomp record"
-                          f" in {args.jobcomp_log}" + (" under --workdir" if args.workdir else ""))
+            errors.append(
+                f"job {job_id} ({', '.join(extra[job_id])}) has no jobcomp record"
+                f" in {args.jobcomp_log}" + (" under --workdir" if args.workdir else "")
+            )
     if len(jobs) < args.min_jobs:
         errors.append(f"expected at least {args.min_jobs} jobs, found {len(jobs)}")
     for j in jobs:
         if j.get("JobState") != "COMPLETED":
             label = ", ".join(extra.get(j["JobId"], [])) or j.get("Name")
-            errors.append(f"job {j['JobId']} ({label}) ended {j.get('JobState')}"
-                          f" (ExitCode={j.get('ExitCode')})")
+            errors.append(
+                f"job {j['JobId']} ({label}) ended {j.get('JobState')}"
+                f" (ExitCode={j.get('ExitCode')})"
+            )
     for sub, part in expects:
         hits = [j for j in jobs if any(sub in lab for lab in j["_labels"])]
         if not hits:
             errors.append(f"no job matching {sub!r} in {args.jobcomp_log}")
         for j in hits:
             if j.get("Partition") != part:
-                errors.append(f"job {j['JobId']} matching {sub!r} ran in partition "
-                              f"{j.get('Partition')!r}, expected {part!r}")
+                errors.append(
+                    f"job {j['JobId']} matching {sub!r} ran in partition "
+                    f"{j.get('Partition')!r}, expected {part!r}"
+                )
 
     if errors:
         for e in errors:

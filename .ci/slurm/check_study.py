@@ -1,19 +1,19 @@
 #!/usr/bin/env python3
 """Study-side checks for .ci/slurm/run_study.sh (run from the repository root).
 
-  check_study.py expect CONFIG PROFILE_DIR [--logdir DIR]
-      Print check_jobcomp.py arguments, one per line: an --expect per SLURM log dir of
-      rules accuracy/latency (rule_<rule>/<system>_<manifest>_<env>_<device>[_<bs>]/),
-      mapped to the partition of that system in CONFIG; an --expect per log dir of the
-      other rules, mapped to the profile's default slurm_partition; an --expect per
-      system for its result JSONs (results/inference/<system>/...); --json-id globs for
-      those JSONs and --min-jobs. Fails (exit 1) unless every inference result JSON has
-      a log dir for its wildcards holding <fingerprint.slurm_job_id>.log, i.e. every
-      inference job went through SLURM and the log dirs cover them all.
+check_study.py expect CONFIG PROFILE_DIR [--logdir DIR]
+    Print check_jobcomp.py arguments, one per line: an --expect per SLURM log dir of
+    rules accuracy/latency (rule_<rule>/<system>_<manifest>_<env>_<device>[_<bs>]/),
+    mapped to the partition of that system in CONFIG; an --expect per log dir of the
+    other rules, mapped to the profile's default slurm_partition; an --expect per
+    system for its result JSONs (results/inference/<system>/...); --json-id globs for
+    those JSONs and --min-jobs. Fails (exit 1) unless every inference result JSON has
+    a log dir for its wildcards holding <fingerprint.slurm_job_id>.log, i.e. every
+    inference job went through SLURM and the log dirs cover them all.
 
-  check_study.py runs CONFIG [--csv results/summary/runs.csv]
-      Fail unless runs.csv has rows for every system of study.systems and every row
-      has hostname and slurm_job_id filled.
+check_study.py runs CONFIG [--csv results/summary/runs.csv]
+    Fail unless runs.csv has rows for every system of study.systems and every row
+    has hostname and slurm_job_id filled.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import yaml
 
-INFERENCE_RULES = ("accuracy", "latency")
+INFERENCE_RULES = ("accuracy", "latency", "latency_grouped")
 LATENCY_NAME = re.compile(r"^(Offline|SingleStream|Server)_bs(\d+)_r(\d+)$")
 RESULTS = Path("results/inference")
 
@@ -51,14 +51,15 @@ def system_of(wildcard_dir: str, systems: list[str]) -> str | None:
     return max(hits, key=len) if hits else None
 
 
-def result_jsons() -> list[tuple[str, Path]]:
+def result_jsons(logdir: Path) -> list[tuple[str, Path]]:
     """(rule, path) of every inference result: <system>/<manifest>/<env>/<device>/*.json."""
     out = []
     for path in sorted(RESULTS.glob("*/*/*/*/*.json")):
         if path.name == "accuracy.json":
             out.append(("accuracy", path))
-        elif LATENCY_NAME.match(path.stem):
-            out.append(("latency", path))
+        elif match := LATENCY_NAME.match(path.stem):
+            grouped = match.group(1) == "Offline" and (logdir / "rule_latency_grouped").is_dir()
+            out.append(("latency_grouped" if grouped else "latency", path))
     return out
 
 
@@ -68,6 +69,8 @@ def wildcard_dir(rule: str, path: Path) -> str:
     values = [system, manifest, env, device]
     if rule == "latency":
         values.extend(LATENCY_NAME.match(path.stem).groups())  # scenario, batch size, repeat
+    elif rule == "latency_grouped":  # one job for all Offline batch sizes of a repeat
+        values.append(LATENCY_NAME.match(path.stem).group(3))
     return "_".join(values).replace("/", "_")
 
 
@@ -106,7 +109,7 @@ def cmd_expect(args: argparse.Namespace) -> int:
         elif default_part:
             out.append(f"--expect={rdir.name}/={default_part}")
 
-    results = result_jsons()
+    results = result_jsons(logdir)
     if not results:
         errors.append(f"no inference results under {RESULTS}")
     for rule, path in results:
@@ -121,10 +124,11 @@ def cmd_expect(args: argparse.Namespace) -> int:
         elif not (wdir / f"{job_id}.log").is_file():
             errors.append(f"{path}: SLURM job {job_id} has no log {wdir}/{job_id}.log")
     for rule in INFERENCE_RULES:
-        n_results = sum(1 for r, _ in results if r == rule)
+        n_results = len({wildcard_dir(r, p) for r, p in results if r == rule})
         if seen_inference[rule] != n_results:
-            errors.append(f"rule {rule}: {seen_inference[rule]} SLURM log dirs but "
-                          f"{n_results} result files")
+            errors.append(
+                f"rule {rule}: {seen_inference[rule]} SLURM log dirs but {n_results} result files"
+            )
 
     for system, part in partitions.items():
         out.append(f"--expect={RESULTS}/{system}/={part or '?'}")
@@ -138,8 +142,11 @@ def cmd_expect(args: argparse.Namespace) -> int:
         return 1
     print("\n".join(out))
     counts = ", ".join(f"{n} {r}" for r, n in seen_inference.items())
-    print(f"[check_study] {n_logs} SLURM job logs; inference log dirs: {counts}; "
-          f"{len(results)} inference results, each from its SLURM job", file=sys.stderr)
+    print(
+        f"[check_study] {n_logs} SLURM job logs; inference log dirs: {counts}; "
+        f"{len(results)} inference results, each from its SLURM job",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -162,8 +169,10 @@ def cmd_runs(args: argparse.Namespace) -> int:
             for r in mine:
                 for col in ("hostname", "slurm_job_id"):
                     if not (r.get(col) or "").strip():
-                        errors.append(f"{args.csv}: {col} empty for {system} {r.get('manifest')}"
-                                      f" {r.get('device')} bs{r.get('batch_size')}")
+                        errors.append(
+                            f"{args.csv}: {col} empty for {system} {r.get('manifest')}"
+                            f" {r.get('device')} bs{r.get('batch_size')}"
+                        )
         extra = sorted({r["system"] for r in rows} - set(partitions))
         if extra:
             errors.append(f"{args.csv}: rows for systems outside study.systems: {extra}")
@@ -177,8 +186,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = ap.add_subparsers(dest="cmd", required=True)
     e = sub.add_parser("expect")
     e.add_argument("config")

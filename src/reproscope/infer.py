@@ -121,7 +121,7 @@ def breakdown(runner: Any, inputs: np.ndarray, job: dict[str, Any]) -> dict[str,
     job, per image), copies, compute and post-processing (top-k)."""
     batch = batch_of(inputs, job["batch_size"])
     parts: dict[str, list[float]] = {}
-    for _ in range(job.get("breakdown_iterations", 5)):
+    for _ in range(job.get("breakdown_iterations", 3)):
         logits, stages = runner.run_stages(batch)
         t0 = time.perf_counter_ns()
         top_k(logits, job["top_k"])
