@@ -5,6 +5,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
+from reproscope.envs import env_python as python_of
 from reproscope.errors import InputError, InputErrors
 from reproscope.fingerprint import gpus
 from reproscope.preprocess import spec_of
@@ -67,9 +68,7 @@ def env_prefix(env):
 
 
 def env_python(env):
-    if env == "host":
-        return sys.executable
-    return str(Path(env_prefix(env)).resolve() / "bin" / "python")
+    return str(python_of(Path(env_prefix(env)).resolve(), env))
 
 
 def dataset_index(dataset):

@@ -29,11 +29,6 @@ def variant_name(base: str, variant: str) -> str:
     return f"{base}{SEPARATOR}{variant}"
 
 
-def split_variant(name: str) -> tuple[str, str | None]:
-    base, _, variant = name.partition(SEPARATOR)
-    return base, variant or None
-
-
 def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     """A deep copy of data with each dotted path set to its value."""
     result = copy.deepcopy(data)

@@ -7,7 +7,6 @@ import json
 import shutil
 import subprocess
 import sys
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -111,11 +110,3 @@ _LIST_DISTRIBUTIONS = (
     "print(json.dumps({re.sub(r'[-_.]+', '-', d.metadata['Name']).lower(): d.version "
     "for d in metadata.distributions() if d.metadata['Name']}))"
 )
-
-
-def host_versions() -> dict[str, str]:
-    return {
-        normalise(d.metadata["Name"]): d.version
-        for d in metadata.distributions()
-        if d.metadata["Name"]
-    }
