@@ -7,6 +7,7 @@ result with its status and reason, so the rest of the study completes.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -151,17 +152,28 @@ def latency_run(runner: Any, inputs: np.ndarray, job: dict[str, Any]) -> dict[st
     return metrics
 
 
-def run_job(job: dict[str, Any], runner: Any = None) -> tuple[dict[str, Any], Any]:
-    """One job; a grouped job passes the runner it already loaded (load_s is then 0)."""
+def provenance(job: dict[str, Any]) -> dict[str, Any]:
+    """The system fingerprint and the hashes of what the job read."""
+    fingerprint = system_fingerprint(job["threads"], FRAMEWORK_PACKAGES[job["framework"]])
+    fingerprint["peak_gflops"] = peak_gflops()
+    return {
+        "fingerprint": fingerprint,
+        "artifact_sha256": sha256_file(job["artifact"]),
+        "inputs_sha256": sha256_file(job["inputs"]),
+        "env_lock_sha256": sha256_file(job["env_lock"]),
+    }
+
+
+def run_job(
+    job: dict[str, Any], runner: Any = None, known: dict[str, Any] | None = None
+) -> tuple[dict[str, Any], Any]:
+    """One job; a grouped job passes the runner it already loaded (load_s is then ~0)
+    and the provenance it already computed."""
     from reproscope.runners import DeviceUnavailable, make_runner
 
     started = time.perf_counter()
     record: dict[str, Any] = {"job": job, "status": "ok", "reason": None}
-    record["fingerprint"] = system_fingerprint(job["threads"], FRAMEWORK_PACKAGES[job["framework"]])
-    record["fingerprint"]["peak_gflops"] = peak_gflops()
-    record["artifact_sha256"] = sha256_file(job["artifact"])
-    record["inputs_sha256"] = sha256_file(job["inputs"])
-    record["env_lock_sha256"] = sha256_file(job["env_lock"])
+    record.update(copy.deepcopy(known) if known else provenance(job))
     inputs = np.load(job["inputs"], mmap_mode="r")
     try:
         if runner is None:
@@ -199,10 +211,11 @@ def run_group(job: dict[str, Any]) -> None:
     """Several batch sizes of one (model, environment, device) in one process: the
     framework is imported and the model loaded once. Each point keeps its own result."""
     runner = None
+    known = provenance(job)
     for batch_size, out in zip(job["batch_sizes"], job["result_outs"], strict=True):
         point = {**job, "batch_size": batch_size, "result_out": out, "grouped": True}
         del point["batch_sizes"], point["result_outs"]
-        record, runner = run_job(point, runner)
+        record, runner = run_job(point, runner, known)
         if record["status"] != "ok":
             runner = None  # a failed point must not poison the next one
         write_record(record, Path(out))
