@@ -120,29 +120,23 @@ def latency_results():
     ]
 
 
-def system_resources(system):
-    spec = study.systems.get(system, {})
-    keys = {
-        "slurm_partition": "slurm_partition",
-        "constraint": "slurm_constraint",
-        "slurm_account": "slurm_account",
-    }
-    return {k: spec[v] for k, v in keys.items() if v in spec}
+def system_value(key, cuda_only=False):
+    """A SLURM resource taken from the job's system; a plain "" when no system sets it,
+    which spares Snakemake a call per job."""
+    if not any(key in spec for spec in study.systems.values()):
+        return ""
+
+    def value(wildcards):
+        if cuda_only and wildcards.device != "cuda":
+            return ""
+        return study.systems.get(wildcards.system, {}).get(key, "")
+
+    return value
 
 
-def _partition(wildcards):
-    return system_resources(wildcards.system).get("slurm_partition", "")
-
-
-def _gres(wildcards):
-    spec = study.systems.get(wildcards.system, {})
-    return spec.get("slurm_gres", "") if wildcards.device == "cuda" else ""
-
-
-# Plain values when no system routes jobs, which spares Snakemake a call per job.
-_SYSTEM_KEYS = {k for spec in study.systems.values() for k in spec}
-partition = _partition if "slurm_partition" in _SYSTEM_KEYS else ""
-gres = _gres if "slurm_gres" in _SYSTEM_KEYS else ""
+partition = system_value("slurm_partition")
+constraint = system_value("slurm_constraint")
+gres = system_value("slurm_gres", cuda_only=True)
 
 
 def inference_inputs(wildcards):

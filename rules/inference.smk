@@ -16,6 +16,7 @@ rule accuracy:
         mem_mb=8000,
         runtime=60,
         slurm_partition=partition,
+        constraint=constraint,
         gres=gres,
     params:
         src=SRC,
@@ -45,6 +46,7 @@ rule latency:
         mem_mb=8000,
         runtime=60,
         slurm_partition=partition,
+        constraint=constraint,
         gres=gres,
     params:
         src=SRC,
@@ -77,6 +79,7 @@ if GROUPED:
             mem_mb=8000,
             runtime=120,
             slurm_partition=partition,
+            constraint=constraint,
             gres=gres,
         params:
             src=SRC,

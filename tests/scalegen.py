@@ -34,8 +34,8 @@ import yaml
 
 from tests.tinystudy import (
     COLOURS,
-    REPO,
     colour_inputs,
+    lay_out,
     sha256,
     study_config,
     write_weights,
@@ -164,12 +164,7 @@ def build(
     writing them again (writing the .keras file imports Keras, ~10 s); copied into root.
     """
     root = Path(root)
-    (root / "manifests").mkdir(parents=True)
-    (root / "envs").mkdir()
-    (root / "artifacts").mkdir()
-    shutil.copy(REPO / "envs" / "host.yaml", root / "envs" / "host.yaml")
-    labels = root / "manifests" / "colours.txt"
-    labels.write_text("\n".join(sorted(COLOURS)) + "\n")
+    labels = lay_out(root)
     weights = root / "artifacts" / "tiny.pt"
     keras_file = root / "artifacts" / "tiny.keras"
     if artifacts is not None:

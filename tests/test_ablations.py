@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from tests import tinystudy
-from tests.test_workflow import planned_jobs, snakemake
+from tests.test_workflow import dry_run_edited, planned_jobs, snakemake
 
 pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
@@ -74,31 +74,23 @@ def test_diagnosis_points_at_the_colour_order(study: Path) -> None:
 
 
 def test_adding_a_variant_reruns_only_its_jobs(study: Path) -> None:
-    config_path = study / "config.yaml"
-    original = config_path.read_text()
-    config = yaml.safe_load(original)
-    config["ablations"]["variants"]["resize-nearest"] = {
-        "overrides": {"inputs.resize.method": "nearest", "inputs.resize.antialias": False}
-    }
-    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-    try:
-        jobs = planned_jobs(snakemake(study, "-n"))
-    finally:
-        config_path.write_text(original)
+    nearest = {"overrides": {"inputs.resize.method": "nearest", "inputs.resize.antialias": False}}
+    jobs = planned_jobs(
+        dry_run_edited(
+            study,
+            study / "config.yaml",
+            lambda c: c["ablations"]["variants"].update({"resize-nearest": nearest}),
+        )
+    )
     assert jobs.get("accuracy") == 1 and jobs.get("preprocess") == 1
     assert "latency" not in jobs and "aggregate" not in jobs
 
 
 def test_variant_with_a_bad_override_is_rejected(study: Path) -> None:
-    config_path = study / "config.yaml"
-    original = config_path.read_text()
-    config = yaml.safe_load(original)
-    config["ablations"]["variants"]["bad"] = {"overrides": {"inputs.resize.method": "lanczos"}}
-    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-    try:
-        result = snakemake(study, "-n")
-    finally:
-        config_path.write_text(original)
+    bad = {"overrides": {"inputs.resize.method": "lanczos"}}
+    result = dry_run_edited(
+        study, study / "config.yaml", lambda c: c["ablations"]["variants"].update(bad=bad)
+    )
     assert result.returncode != 0
     message = result.stdout + result.stderr
     assert "ablations.variants.bad" in message and "inputs.resize.method" in message

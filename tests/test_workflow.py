@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -41,6 +42,20 @@ def snakemake(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         snakemake_command(root, *args), capture_output=True, text=True, timeout=900
     )
+
+
+def dry_run_edited(
+    root: Path, path: Path, edit: Callable[[dict], None]
+) -> subprocess.CompletedProcess[str]:
+    """A dry run with the YAML file at path edited in place, restored afterwards."""
+    original = path.read_text()
+    data = yaml.safe_load(original)
+    edit(data)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    try:
+        return snakemake(root, "-n")
+    finally:
+        path.write_text(original)
 
 
 def planned_jobs(result: subprocess.CompletedProcess[str]) -> dict[str, int]:
@@ -91,28 +106,14 @@ def test_second_run_has_nothing_to_do(study: Path) -> None:
 
 def test_claim_edit_reruns_no_inference(study: Path) -> None:
     path = study / "manifests" / "tiny-pytorch.yaml"
-    original = path.read_text()
-    data = yaml.safe_load(original)
-    data["claims"]["top1"] = 99.0
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    try:
-        jobs = planned_jobs(snakemake(study, "-n"))
-    finally:
-        path.write_text(original)
+    jobs = planned_jobs(dry_run_edited(study, path, lambda d: d["claims"].update(top1=99.0)))
     assert "aggregate" in jobs
     assert not {"accuracy", "latency", "preprocess", "convert_model"} & set(jobs)
 
 
 def test_preprocessing_edit_reruns_only_that_model(study: Path) -> None:
     path = study / "manifests" / "tiny-onnx.yaml"
-    original = path.read_text()
-    data = yaml.safe_load(original)
-    data["inputs"]["resize"]["method"] = "bicubic"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    try:
-        result = snakemake(study, "-n")
-    finally:
-        path.write_text(original)
+    result = dry_run_edited(study, path, lambda d: d["inputs"]["resize"].update(method="bicubic"))
     jobs = planned_jobs(result)
     assert jobs["preprocess"] == 1 and jobs["accuracy"] == 1 and jobs["latency"] == 2
     assert "tiny-pytorch" not in result.stdout.split("Job stats:")[0].replace(
@@ -130,12 +131,7 @@ def test_report_is_generated(study: Path) -> None:
 
 def test_bad_manifest_stops_before_any_job(study: Path) -> None:
     path = study / "manifests" / "tiny-pytorch.yaml"
-    original = path.read_text()
-    path.write_text(original.replace("color_order: RGB", "color_order: RGBA"))
-    try:
-        result = snakemake(study, "-n")
-    finally:
-        path.write_text(original)
+    result = dry_run_edited(study, path, lambda d: d["inputs"].update(color_order="RGBA"))
     assert result.returncode != 0
     message = result.stdout + result.stderr
     assert "tiny-pytorch.yaml" in message and "inputs.color_order" in message

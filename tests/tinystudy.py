@@ -157,17 +157,23 @@ def study_config(models: list[str], batch_sizes: tuple[int, ...]) -> dict:
     }
 
 
-def build(root: Path, batch_sizes: tuple[int, ...] = (1, 4), **study: object) -> Path:
-    """Lay out the tiny study under root; return the config path.
-
-    Keyword arguments override entries of the config's `study` section.
-    """
+def lay_out(root: Path) -> Path:
+    """The study's folders, the host environment file and the colour label list."""
     (root / "manifests").mkdir(parents=True)
     (root / "envs").mkdir()
     (root / "artifacts").mkdir()
     shutil.copy(REPO / "envs" / "host.yaml", root / "envs" / "host.yaml")
     labels = root / "manifests" / "colours.txt"
     labels.write_text("\n".join(sorted(COLOURS)) + "\n")
+    return labels
+
+
+def build(root: Path, batch_sizes: tuple[int, ...] = (1, 4), **study: object) -> Path:
+    """Lay out the tiny study under root; return the config path.
+
+    Keyword arguments override entries of the config's `study` section.
+    """
+    labels = lay_out(root)
     weights = root / "artifacts" / "tiny.pt"
     write_weights(weights)
     for name, framework in (("tiny-pytorch", "pytorch"), ("tiny-onnx", "onnxruntime")):

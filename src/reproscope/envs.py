@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import subprocess
@@ -11,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from reproscope.envfile import EnvFile, normalise
+from reproscope.fetch import sha256_file
 
 HOST = "host"
 
@@ -67,10 +67,12 @@ def _run(cmd: list[str], log: Any) -> None:
 def lock(env: EnvFile, built: dict[str, Any]) -> dict[str, Any]:
     """Exact resolved versions of every distribution, with archive hashes where pip knows them."""
     python = built["python"]
-    listing = subprocess.run(
-        [python, "-c", _LIST_DISTRIBUTIONS], check=True, capture_output=True, text=True
-    ).stdout
-    installed = dict(sorted(json.loads(listing).items()))
+    listing = json.loads(
+        subprocess.run(
+            [python, "-c", _LIST_DISTRIBUTIONS], check=True, capture_output=True, text=True
+        ).stdout
+    )
+    installed = dict(sorted(listing["packages"].items()))
     hashes = _report_hashes(Path(built["pip_report"])) if built.get("pip_report") else {}
     missing = [
         f"{d}=={v}"
@@ -80,14 +82,9 @@ def lock(env: EnvFile, built: dict[str, Any]) -> dict[str, Any]:
     return {
         "environment": env.name,
         "file": str(env.path),
-        "file_sha256": hashlib.sha256(env.path.read_bytes()).hexdigest(),
+        "file_sha256": sha256_file(env.path),
         "method": built["method"],
-        "python_version": subprocess.run(
-            [python, "-c", "import sys; print(sys.version.split()[0])"],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout.strip(),
+        "python_version": listing["python"],
         "packages": {d: {"version": v, "sha256": hashes.get(d)} for d, v in installed.items()},
         "pins_unsatisfied": missing,
     }
@@ -106,7 +103,8 @@ def _report_hashes(report: Path) -> dict[str, str]:
 
 
 _LIST_DISTRIBUTIONS = (
-    "import json, re; from importlib import metadata; "
-    "print(json.dumps({re.sub(r'[-_.]+', '-', d.metadata['Name']).lower(): d.version "
-    "for d in metadata.distributions() if d.metadata['Name']}))"
+    "import json, re, sys; from importlib import metadata; "
+    "print(json.dumps({'python': sys.version.split()[0], 'packages': "
+    "{re.sub(r'[-_.]+', '-', d.metadata['Name']).lower(): d.version "
+    "for d in metadata.distributions() if d.metadata['Name']}}))"
 )

@@ -8,7 +8,6 @@ result with its status and reason, so the rest of the study completes.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import os
 import resource
@@ -20,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from reproscope.fetch import sha256_file
 from reproscope.fingerprint import system_fingerprint
 from reproscope.flops import peak_gflops
 from reproscope.resources import GpuSampler
@@ -36,14 +36,6 @@ FRAMEWORK_PACKAGES = {
     "onnxruntime": ["onnxruntime", "onnxruntime-gpu", "onnx"],
     "tensorflow": ["tensorflow", "tensorflow-cpu", "keras"],
 }
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def top_k(logits: np.ndarray, k: int) -> np.ndarray:

@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from reproscope.errors import InputError, InputErrors
+from reproscope.fetch import sha256_file
 from reproscope.preprocess import antialias_problem
 from reproscope.schema import validate
-from reproscope.yamlio import (
-    MAX_YAML_BYTES,
-    MAX_YAML_NODES,
-    _duplicate_key,
-    _expanded_size,
-    load_yaml,
-)
-
-try:  # libyaml: the same YAML 1.1 resolver and constructor, parsed ~10x faster
-    from yaml import CSafeLoader as _CSafeLoader
-except ImportError:  # pragma: no cover - PyYAML built without libyaml
-    _CSafeLoader = None
+from reproscope.yamlio import load_yaml
 
 FORMAT_OF_FRAMEWORK = {
     "pytorch": "pytorch-state-dict",
@@ -78,7 +65,7 @@ class Manifest:
 def load_manifest(path: str | Path) -> Manifest:
     """Read and validate one manifest; raise InputErrors naming the file and fields."""
     path = Path(path)
-    data = _read_yaml(path)
+    data = load_yaml(path)
     if not isinstance(data, dict):
         raise InputError(
             path,
@@ -92,41 +79,6 @@ def load_manifest(path: str | Path) -> Manifest:
     if errors:
         raise InputErrors(errors)
     return manifest
-
-
-def _read_yaml(path: Path) -> Any:
-    """load_yaml(path), faster: a well-formed file is parsed once, by libyaml.
-
-    load_yaml composes the document with the pure-Python parser for its limit checks and
-    then parses it again. Here libyaml composes it once, the same checks run on that node
-    tree, and the same SafeConstructor builds the data. Anything unusual (over the size
-    limit, not UTF-8, a non-printable character, a YAML error, an empty document, too
-    deep, too many alias nodes, a key written twice) goes to load_yaml, so every error is
-    reported exactly as before.
-    """
-    if _CSafeLoader is None:
-        return load_yaml(path)
-    try:
-        raw = path.read_bytes()
-        if len(raw) > MAX_YAML_BYTES:
-            return load_yaml(path)
-        text = raw.decode("utf-8")
-        if yaml.reader.Reader.NON_PRINTABLE.search(text):
-            return load_yaml(path)
-        loader = _CSafeLoader(text)
-        try:
-            node = loader.get_single_node()
-            if (
-                node is None
-                or _expanded_size(node, {}) > MAX_YAML_NODES
-                or _duplicate_key(node, "", set())
-            ):
-                return load_yaml(path)
-            return loader.construct_document(node)
-        finally:
-            loader.dispose()
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):
-        return load_yaml(path)
 
 
 def semantic_errors(m: Manifest, strict_labels: bool = True) -> list[InputError]:
@@ -187,7 +139,7 @@ def semantic_errors(m: Manifest, strict_labels: bool = True) -> list[InputError]
             )
         )
     else:
-        digest = hashlib.sha256(labels.read_bytes()).hexdigest()
+        digest = sha256_file(labels)
         if digest != m.outputs["labels"]["sha256"]:
             errors.append(
                 InputError(

@@ -9,6 +9,11 @@ import yaml
 
 from reproscope.errors import InputError
 
+try:
+    from yaml import CSafeLoader as _CSafeLoader
+except ImportError:  # PyYAML built without libyaml
+    _CSafeLoader = None
+
 MAX_YAML_BYTES = 1_000_000
 MAX_YAML_NODES = 100_000
 
@@ -39,12 +44,15 @@ def load_yaml(path: str | Path, max_bytes: int = MAX_YAML_BYTES) -> Any:
             f"not UTF-8 text (byte {exc.start} is {raw[exc.start]:#04x})",
             "save the file as UTF-8",
         ) from exc
+    loader = _loader_for(text)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = loader.get_single_node()
         if node is None:
             raise InputError(path, "", "the file is empty", "write the document")
         expanded = _expanded_size(node, {})
         duplicate = _duplicate_key(node, "", set())
+        # The limits are checked on the composed tree, so it is built into data only once.
+        data = loader.construct_document(node) if expanded <= MAX_YAML_NODES else None
     except yaml.YAMLError as exc:
         raise InputError(path, "", f"not valid YAML: {exc}", "fix the YAML syntax") from exc
     except RecursionError as exc:
@@ -70,7 +78,15 @@ def load_yaml(path: str | Path, max_bytes: int = MAX_YAML_BYTES) -> Any:
             "silently keep the last one",
             "keep a single entry for the key",
         )
-    return yaml.safe_load(text)
+    return data
+
+
+def _loader_for(text: str) -> yaml.SafeLoader:
+    """libyaml's safe loader when present (fast); the pure-Python one when the text has
+    characters it would pass over, so that they are reported."""
+    if _CSafeLoader is None or yaml.reader.Reader.NON_PRINTABLE.search(text):
+        return yaml.SafeLoader(text)
+    return _CSafeLoader(text)
 
 
 def _duplicate_key(node: yaml.Node, where: str, seen: set[int]) -> tuple[str, int, int] | None:
