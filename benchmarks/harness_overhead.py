@@ -264,11 +264,16 @@ def python_start_s(code: str, repeats: int = 3) -> float:
 def real_job(framework: str, tmp: Path) -> dict[str, Any]:
     """One latency job through ``python -m reproscope.infer``, timed from outside too."""
     artifact = make_artifact(framework, tmp)
-    inputs = tmp / f"inputs-{framework}.npy"
+    from reproscope.cache import write_cache
+
+    cache_dir = tmp / f"cache-{framework}"
+    cache_dir.mkdir()
     rng = np.random.default_rng(0)
-    np.save(inputs, rng.standard_normal(input_shape(framework, 4), np.float32))
-    # The preprocess job's timing sidecar, read by the breakdown (not timed here).
-    inputs.with_suffix(".json").write_text(json.dumps({"seconds_per_image": 0.0}))
+    pixels = rng.integers(0, 256, (4, 224, 224, 3), dtype=np.uint8)
+    inputs = cache_dir / "cache.json"
+    write_cache(range(4), pixels.__getitem__, (224, 224, 3), cache_dir / "chunks", inputs)
+    layout = "NHWC" if framework == "tensorflow" else "NCHW"
+    norm = {"scale": 1.0, "mean": [127.0] * 3, "std": [128.0] * 3, "arithmetic": "float32"}
     env_lock = tmp / "env.lock"
     env_lock.write_text("benchmark: not a real lock\n")
     result = tmp / f"result-{framework}.json"
@@ -283,6 +288,7 @@ def real_job(framework: str, tmp: Path) -> dict[str, Any]:
         "threads": THREADS,
         "artifact": str(artifact),
         "inputs": str(inputs),
+        "tensor": {"color_order": "RGB", "normalize": norm, "dtype": "float32", "layout": layout},
         "env_lock": str(env_lock),
         "architecture": ARCH,
         "unsafe_pickle": False,

@@ -8,7 +8,9 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from reproscope.envs import env_python as python_of
 from reproscope.errors import InputError, InputErrors
 from reproscope.fingerprint import gpus
-from reproscope.preprocess import spec_of
+from reproscope.cache import CHUNK_IMAGES as DEFAULT_CHUNK_IMAGES
+from reproscope.preprocess import geometric_spec, spec_of
+from reproscope.tensorize import tensor_spec
 from reproscope.study import load_study
 from reproscope.yamlio import load_yaml
 
@@ -29,6 +31,7 @@ RESULTS = "results"
 JOBS = study.jobs
 THREADS = study.settings["threads"]
 GROUPED = study.settings.get("group_batch_sizes", False)
+CHUNK_IMAGES = study.settings.get("cache_chunk_images", DEFAULT_CHUNK_IMAGES)
 BATCH_SIZES = sorted(study.settings["batch_sizes"])
 # With grouping, Offline points are measured by latency_grouped, one process per group.
 SINGLE_SCENARIOS = "SingleStream|Server" if GROUPED else "Offline|SingleStream|Server"
@@ -86,8 +89,9 @@ def flops_files():
 
 
 def preprocessed(name):
+    """The geometric cache (uint8 chunks) a manifest's inputs are formed from."""
     return (
-        f"{RESULTS}/preprocess/{study.dataset}/{study.preprocess_hash(name)}/inputs.npy"
+        f"{RESULTS}/preprocess/{study.dataset}/{study.preprocess_hash(name)}/cache.json"
     )
 
 
@@ -140,12 +144,10 @@ gres = system_value("slurm_gres", cuda_only=True)
 
 
 def inference_inputs(wildcards):
-    """Artifact, preprocessed tensor (+ its timing), and the environment lock of a job."""
-    tensor = preprocessed(wildcards.manifest)
+    """Artifact, geometric cache, and the environment lock of a job."""
     return {
         "model": artifact(wildcards.manifest),
-        "inputs": tensor,
-        "preprocess_timing": tensor[: -len(".npy")] + ".json",
+        "inputs": preprocessed(wildcards.manifest),
         "lock": env_lock(wildcards.env),
     }
 
@@ -172,6 +174,7 @@ def inference_job(wildcards, output, mode):
         "threads": THREADS,
         "artifact": artifact(m.name),
         "inputs": preprocessed(m.name),
+        "tensor": canonical(tensor_spec(spec_of(m.inputs))),
         "env_lock": env_lock(wildcards.env),
         "architecture": m.data.get("architecture"),
         "unsafe_pickle": bool(m.source.get("unsafe_pickle", False)),

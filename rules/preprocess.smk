@@ -2,17 +2,19 @@ rule preprocess:
     input:
         index=f"{RESULTS}/datasets/{{dataset}}/index.json",
     output:
-        tensor=f"{RESULTS}/preprocess/{{dataset}}/{{spec}}/inputs.npy",
-        timing=f"{RESULTS}/preprocess/{{dataset}}/{{spec}}/inputs.json",
+        cache=f"{RESULTS}/preprocess/{{dataset}}/{{spec}}/cache.json",
+        chunks=directory(f"{RESULTS}/preprocess/{{dataset}}/{{spec}}/chunks"),
     log:
         f"{RESULTS}/logs/preprocess/{{dataset}}/{{spec}}.log",
     conda:
         "../envs/workflow.yaml"
-    threads: 2
+    # One process per core; Snakemake lowers this to the cores it is given.
+    threads: workflow.cores
     resources:
-        mem_mb=4000,
+        mem_mb=2000,
         runtime=60,
     params:
-        spec=lambda wc: canonical(spec_of(study.manifest(SPECS[wc.spec]).inputs)),
+        spec=lambda wc: canonical(geometric_spec(study.manifest(SPECS[wc.spec]).inputs)),
+        chunk_images=CHUNK_IMAGES,
     script:
         "../scripts/preprocess.py"

@@ -74,16 +74,28 @@ def test_diagnosis_points_at_the_colour_order(study: Path) -> None:
 
 
 def test_adding_a_variant_reruns_only_its_jobs(study: Path) -> None:
-    nearest = {"overrides": {"inputs.resize.method": "nearest", "inputs.resize.antialias": False}}
+    crop = {"overrides": {"inputs.crop_ratio": 0.8}}
     jobs = planned_jobs(
         dry_run_edited(
             study,
             study / "config.yaml",
-            lambda c: c["ablations"]["variants"].update({"resize-nearest": nearest}),
+            lambda c: c["ablations"]["variants"].update({"crop-0.8": crop}),
         )
     )
     assert jobs.get("accuracy") == 1 and jobs.get("preprocess") == 1
     assert "latency" not in jobs and "aggregate" not in jobs
+
+
+def test_a_per_pixel_variant_shares_the_geometric_cache(study: Path) -> None:
+    unit = {"overrides": {"inputs.normalize.mean": [0.0] * 3, "inputs.normalize.std": [1.0] * 3}}
+    jobs = planned_jobs(
+        dry_run_edited(
+            study,
+            study / "config.yaml",
+            lambda c: c["ablations"]["variants"].update({"unit": unit}),
+        )
+    )
+    assert jobs.get("accuracy") == 1 and "preprocess" not in jobs
 
 
 def test_variant_with_a_bad_override_is_rejected(study: Path) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from reproscope.cache import Cache
 from reproscope.fetch import sha256_file
 from reproscope.fingerprint import system_fingerprint
 from reproscope.flops import peak_gflops
@@ -30,7 +31,9 @@ from reproscope.scenarios import (
     run_single_stream,
 )
 from reproscope.stats import summarize
+from reproscope.tensorize import finish
 
+PROGRESS_EVERY_S = 10.0
 FRAMEWORK_PACKAGES = {
     "pytorch": ["torch"],
     "onnxruntime": ["onnxruntime", "onnxruntime-gpu", "onnx"],
@@ -49,13 +52,52 @@ def batch_of(inputs: np.ndarray, batch_size: int) -> np.ndarray:
     return np.ascontiguousarray(inputs[index])
 
 
-def accuracy_pass(runner: Any, inputs: np.ndarray, batch_size: int) -> tuple[np.ndarray, float]:
-    start = time.perf_counter()
-    logits = [
-        runner.run(np.ascontiguousarray(inputs[i : i + batch_size]))
-        for i in range(0, len(inputs), batch_size)
-    ]
-    return np.concatenate(logits).astype(np.float32), time.perf_counter() - start
+def accuracy_pass(
+    runner: Any,
+    cache: Cache,
+    spec: dict[str, Any],
+    job: dict[str, Any],
+    progress: Any = sys.stdout,
+) -> dict[str, Any]:
+    """Logits and top-k of images [start, stop) of the cache, streamed batch by batch into
+    .npy files: memory holds one batch, whatever the number of images."""
+    start, stop = job.get("images") or (0, len(cache))
+    stop = min(stop, len(cache))
+    batch_size, k = job["batch_size"], job["top_k"]
+    n = max(stop - start, 0)
+    logits_out = topk_out = None
+    began = time.perf_counter()
+    compute = 0.0
+    next_report = began + PROGRESS_EVERY_S
+    for offset, pixels in cache.batches(batch_size, start, stop):
+        batch = finish(pixels, spec)
+        t0 = time.perf_counter()
+        logits = np.asarray(runner.run(batch), dtype=np.float32)
+        compute += time.perf_counter() - t0
+        if logits_out is None:
+            logits_out = np.lib.format.open_memmap(
+                job["logits_out"], "w+", np.float32, (n, *logits.shape[1:])
+            )
+            topk_out = np.lib.format.open_memmap(job["topk_out"], "w+", np.int32, (n, k))
+        logits_out[offset - start : offset - start + len(logits)] = logits
+        topk_out[offset - start : offset - start + len(logits)] = top_k(logits, k)
+        done = offset - start + len(logits)
+        if time.perf_counter() >= next_report or done == n:
+            rate = done / (time.perf_counter() - began)
+            print(f"accuracy: {done}/{n} images, {rate:.1f} img/s", file=progress, flush=True)
+            next_report = time.perf_counter() + PROGRESS_EVERY_S
+    if logits_out is None:  # no image in range: empty outputs, which Snakemake expects
+        np.save(job["logits_out"], np.zeros((0,), dtype=np.float32))
+        np.save(job["topk_out"], np.zeros((0, k), dtype=np.int32))
+    else:
+        logits_out.flush()
+        topk_out.flush()
+    return {
+        "n_images": n,
+        "first_image": start,
+        "seconds": time.perf_counter() - began,
+        "compute_seconds": compute,
+    }
 
 
 def _issue(runner: Any, batch: np.ndarray) -> Any:
@@ -122,8 +164,15 @@ def breakdown(runner: Any, inputs: np.ndarray, job: dict[str, Any]) -> dict[str,
         for key, value in stages.items():
             parts.setdefault(key, []).append(value)
     medians = {key: float(np.median(values)) for key, values in parts.items()}
-    prepared = json.loads(Path(job["inputs"]).with_suffix(".json").read_text())
-    medians["preprocess_ms"] = prepared["seconds_per_image"] * 1e3 * job["batch_size"]
+    cache = Cache(job["inputs"])
+    pixels = batch_of(cache.first(job["batch_size"]), job["batch_size"])
+    t0 = time.perf_counter_ns()
+    finish(pixels, job["tensor"])
+    finish_ms = (time.perf_counter_ns() - t0) / 1e6
+    # decoding and resizing, measured per image by the preprocess job; then the
+    # per-pixel stages (normalisation, layout) of this batch, measured here
+    medians["preprocess_ms"] = cache.index["seconds_per_image"] * 1e3 * job["batch_size"]
+    medians["preprocess_ms"] += finish_ms
     return medians
 
 
@@ -151,7 +200,7 @@ def provenance(job: dict[str, Any]) -> dict[str, Any]:
     return {
         "fingerprint": fingerprint,
         "artifact_sha256": sha256_file(job["artifact"]),
-        "inputs_sha256": sha256_file(job["inputs"]),
+        "inputs_sha256": Cache(job["inputs"]).content_sha256(),
         "env_lock_sha256": sha256_file(job["env_lock"]),
     }
 
@@ -166,7 +215,7 @@ def run_job(
     started = time.perf_counter()
     record: dict[str, Any] = {"job": job, "status": "ok", "reason": None}
     record.update(copy.deepcopy(known) if known else provenance(job))
-    inputs = np.load(job["inputs"], mmap_mode="r")
+    cache = Cache(job["inputs"])
     try:
         if runner is None:
             runner = make_runner(job["framework"])
@@ -174,11 +223,9 @@ def run_job(
         record["runner"] = runner.info()
         record["load_s"] = time.perf_counter() - started
         if job["mode"] == "accuracy":
-            logits, seconds = accuracy_pass(runner, inputs, job["batch_size"])
-            np.save(job["logits_out"], logits)
-            np.save(job["topk_out"], top_k(logits, job["top_k"]))
-            record["metrics"] = {"n_images": int(len(logits)), "seconds": seconds}
+            record["metrics"] = accuracy_pass(runner, cache, job["tensor"], job)
         else:
+            inputs = finish(cache.first(job["batch_size"]), job["tensor"])
             record["metrics"] = latency_run(runner, inputs, job)
     except DeviceUnavailable as exc:
         record.update(status="unavailable", reason=f"device {job['device']}: {exc}")

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 from PIL import Image
+
+from reproscope.cache import CHUNK_IMAGES, INDEX, write_cache
+from reproscope.tensorize import (  # noqa: F401 (re-exported: the per-pixel stages)
+    finish,
+    normalize,
+    reorder_channels,
+    tensor_spec,
+    to_layout,
+)
 
 PIL_FILTERS = {
     "nearest": Image.Resampling.NEAREST,
@@ -26,6 +34,7 @@ CV2_FILTERS = {
     "bicubic": cv2.INTER_CUBIC,
     "area": cv2.INTER_AREA,
 }
+GEOMETRIC_FIELDS = ("size", "decoder", "grayscale", "resize", "crop_ratio")
 PREPROCESS_FIELDS = (
     "size",
     "decoder",
@@ -114,62 +123,48 @@ def center_crop(image: np.ndarray, size: Sequence[int]) -> np.ndarray:
     return image[top : top + size[0], left : left + size[1]]
 
 
-def reorder_channels(image: np.ndarray, color_order: str) -> np.ndarray:
-    return image[..., ::-1] if color_order == "BGR" else image
+def geometric_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    """The part of a spec that decides the uint8 pixels: decode, grayscale, resize, crop."""
+    return {k: spec[k] for k in GEOMETRIC_FIELDS if k in spec}
 
 
-def normalize(image: np.ndarray, norm: dict[str, Any]) -> np.ndarray:
-    """(pixel * scale - mean) / std per channel, as float32.
+def geometric(path: str | Path, spec: dict[str, Any]) -> np.ndarray:
+    """Decode, resize and crop: HWC uint8, the stage the cache stores.
 
-    uint8_wrapping reproduces a classic bug: the mean (in pixel units, mean / scale)
-    is subtracted in uint8, so values below it wrap around modulo 256.
+    Both resize libraries work on uint8 and round once, so the pixels are exact uint8;
+    the float stages (reshaping, normalising) come after, in reproscope.tensorize.
     """
-    scale = np.float32(norm["scale"])
-    mean = np.asarray(norm["mean"], dtype=np.float32)
-    std = np.asarray(norm["std"], dtype=np.float32)
-    if norm["arithmetic"] == "uint8_wrapping":
-        pixel_mean = np.round(mean / scale).astype(np.int64) % 256
-        wrapped = (image.astype(np.int64) - pixel_mean) % 256
-        return (wrapped.astype(np.float32) * scale) / std
-    return (image.astype(np.float32) * scale - mean) / std
-
-
-def to_layout(image: np.ndarray, layout: str, conversion: str) -> np.ndarray:
-    if layout == "NHWC":
-        return image
-    if conversion == "reshape":  # the bug: HWC memory read as CHW
-        h, w, c = image.shape
-        return image.reshape(c, h, w)
-    return image.transpose(2, 0, 1)
-
-
-def preprocess_image(path: str | Path, spec: dict[str, Any]) -> np.ndarray:
     image = decode(path, spec["decoder"])
     h, w = image.shape[:2]
     target = resized_shape(h, w, spec["size"], spec["crop_ratio"], spec["resize"]["target"])
     image = resize(image, target, spec["resize"]["library"], spec["resize"]["method"])
-    image = center_crop(image, spec["size"])
-    image = reorder_channels(image, spec["color_order"])
-    tensor = normalize(image, spec["normalize"])
-    tensor = to_layout(tensor, spec["layout"], spec.get("layout_conversion", "transpose"))
-    return np.ascontiguousarray(tensor.astype(np.dtype(spec["dtype"])))
+    return np.ascontiguousarray(center_crop(image, spec["size"]))
 
 
-def preprocess_files(
-    paths: Sequence[str | Path], spec: dict[str, Any], threads: int = 1, timed: bool = False
-) -> Any:
-    """Every image through the spec, in order; decoding and resizing release the GIL, so
-    threads overlap them. With timed=True also return each image's seconds."""
+def preprocess_image(path: str | Path, spec: dict[str, Any]) -> np.ndarray:
+    """One image through the whole spec (the reference the cached path must equal)."""
+    return finish(geometric(path, spec), tensor_spec(spec))
 
-    def one(path: str | Path) -> tuple[np.ndarray, float]:
-        start = time.perf_counter()
-        tensor = preprocess_image(path, spec)
-        return tensor, time.perf_counter() - start
 
-    if threads <= 1:
-        results = [one(p) for p in paths]
-    else:
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            results = list(pool.map(one, paths))
-    tensor = np.stack([r[0] for r in results])
-    return (tensor, [r[1] for r in results]) if timed else tensor
+def build_cache(
+    paths: Sequence[str | Path],
+    spec: dict[str, Any],
+    out_dir: Path,
+    workers: int = 1,
+    chunk_images: int = CHUNK_IMAGES,
+    log: Any = None,
+) -> dict[str, Any]:
+    """The geometric stage of spec over every path, in order, as a uint8 chunked cache in
+    out_dir (cache.json and chunks/)."""
+    geometry = geometric_spec(spec)
+    return write_cache(
+        [str(p) for p in paths],
+        functools.partial(geometric, spec=geometry),
+        (*geometry["size"], 3),
+        out_dir / "chunks",
+        out_dir / INDEX,
+        workers=workers,
+        chunk_images=chunk_images,
+        log=log,
+        spec=geometry,
+    )

@@ -15,7 +15,7 @@ from reproscope.ablation import apply_overrides, diagnosis_candidates, field_of,
 from reproscope.envfile import EnvFile, read_env_file
 from reproscope.errors import InputError, InputErrors
 from reproscope.manifest import Manifest, load_manifests, semantic_errors
-from reproscope.preprocess import spec_hash, spec_of
+from reproscope.preprocess import geometric_spec, spec_hash
 from reproscope.schema import validate
 
 FRAMEWORK_DISTRIBUTIONS = {
@@ -73,10 +73,12 @@ class Study:
         return self.manifests[name]
 
     def preprocess_hash(self, name: str) -> str:
+        """The key of a manifest's geometric cache: manifests that differ only in the
+        per-pixel stages (colour order, normalisation, dtype, layout) share it."""
         manifest = self.manifests[name]
         cached = self._preprocess_hashes.get(name)
         if cached is None or cached[0] is not manifest:
-            cached = (manifest, spec_hash(spec_of(manifest.inputs)))
+            cached = (manifest, spec_hash(geometric_spec(manifest.inputs)))
             self._preprocess_hashes[name] = cached
         return cached[1]
 
