@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from reproscope.errors import InputError
 from reproscope.manifest import read_label_list
 
 RUN_STATS = [
@@ -245,10 +246,30 @@ def environments_table(runs: pd.DataFrame, agreement: pd.DataFrame) -> pd.DataFr
     return pd.DataFrame(rows, columns=columns)
 
 
-def expected_indices(labels: list[str], label_list: list[str], offset: int) -> np.ndarray:
-    """Output index of each image's true class, -1 when the model has no such class."""
-    position = {label: i + offset for i, label in enumerate(label_list)}
-    return np.array([position.get(label, -1) for label in labels], dtype=np.int64)
+def expected_indices(
+    labels: list[str | int],
+    label_list: list[str],
+    offset: int,
+    sources: list[str] | None = None,
+    list_file: str = "the manifest's label list",
+) -> np.ndarray:
+    """Output index of each image's true class. A label is a class id (looked up in the
+    model's label list) or a class index into that list (caffe's val.txt); one the list
+    does not have is an error naming where the label was read."""
+    position = {label: i for i, label in enumerate(label_list)}
+    out = np.empty(len(labels), dtype=np.int64)
+    for n, label in enumerate(labels):
+        i = label if isinstance(label, int) else position.get(label, -1)
+        if not 0 <= i < len(label_list):
+            where = sources[n] if sources else f"image {n}"
+            raise InputError(
+                where,
+                "label",
+                f"label {label!r} is not in {list_file} ({len(label_list)} classes)",
+                "fix the dataset's labels, or evaluate a model whose label list has the class",
+            )
+        out[n] = i + offset
+    return out
 
 
 def image_hits(
@@ -257,7 +278,11 @@ def image_hits(
     """Per image: is the true class the top-1, and is it among the top-5 predictions."""
     topk = np.load(Path(result_path).with_name("topk.npy"))
     truth = expected_indices(
-        index["labels"], read_label_list(Path(info["labels"])), info["label_offset"]
+        index["labels"],
+        read_label_list(Path(info["labels"])),
+        info["label_offset"],
+        index.get("label_sources"),
+        info["labels"],
     )
     hits = topk == truth[:, None]
     return hits[:, 0], hits[:, :5].any(axis=1)
