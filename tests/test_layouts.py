@@ -20,7 +20,7 @@ import yaml
 
 from reproscope.aggregate import expected_indices, image_hits
 from reproscope.datasets import materialise, read_labels
-from reproscope.errors import InputError
+from reproscope.errors import InputError, InputErrors
 from reproscope.manifest import read_label_list
 from reproscope.preprocess import build_cache, spec_of
 from tests.tinystudy import REPO
@@ -223,3 +223,28 @@ def test_imagenet_val_layouts_give_the_same_logits(tmp_path: Path, onnx_model: P
         assert logits_by_image[name] == logits_by_image["filename"], name
         assert top1[name] == top1["filename"], name
     assert 0.5 < np.mean(list(top1["filename"].values())) < 1.0  # a real model on real photos
+
+
+def test_config_schema_accepts_the_layouts_and_a_digestless_mirror_only() -> None:
+    from reproscope.schema import validate
+
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    layouts = (
+        {"imagefolder": True},
+        {"file": "LOC_val_solution.csv", "format": "kaggle-loc"},
+        {"file": "/data/val.txt", "format": "caffe"},
+    )
+    for labels in layouts:
+        config["datasets"]["imagenet-1k-val"] = {
+            "mirror": "/data/imagenet/val",
+            "files": "*.JPEG",
+            "labels": labels,
+        }
+        validate(config, "config", "config.yaml")
+    config["datasets"]["imagenet-1k-val"]["url"] = "https://example.org/val.tar"
+    with pytest.raises(InputErrors):
+        validate(config, "config", "config.yaml")
+    del config["datasets"]["imagenet-1k-val"]["url"]
+    config["datasets"]["imagenet-1k-val"]["labels"] = {"file": "val.txt", "format": "tsv"}
+    with pytest.raises(InputErrors):
+        validate(config, "config", "config.yaml")
