@@ -32,6 +32,7 @@ JOBS = study.jobs
 THREADS = study.settings["threads"]
 GROUPED = study.settings.get("group_batch_sizes", False)
 CHUNK_IMAGES = study.settings.get("cache_chunk_images", DEFAULT_CHUNK_IMAGES)
+SHARDS = study.settings.get("accuracy_shards", 1)
 BATCH_SIZES = sorted(study.settings["batch_sizes"])
 # With grouping, Offline points are measured by latency_grouped, one process per group.
 SINGLE_SCENARIOS = "SingleStream|Server" if GROUPED else "Offline|SingleStream|Server"
@@ -152,6 +153,17 @@ def inference_inputs(wildcards):
     }
 
 
+def shard_files(name):
+    """One file per accuracy shard of a job, e.g. name="logits_shard{shard}.npy"."""
+
+    def files(wildcards):
+        return [
+            f"{inference_dir(wildcards)}/{name.format(shard=k)}" for k in range(SHARDS)
+        ]
+
+    return files
+
+
 def grouped_job(wildcards, output):
     """All Offline batch sizes of one (system, manifest, env, device, repeat)."""
     wildcards.scenario, wildcards.batch_size = "Offline", BATCH_SIZES[0]
@@ -182,6 +194,8 @@ def inference_job(wildcards, output, mode):
         "result_out": output.get("result", output[0]),
     }
     if mode == "accuracy":
+        if SHARDS > 1:
+            job["shard"] = [int(wildcards.shard), SHARDS]
         job.update(
             batch_size=study.settings["accuracy_batch_size"],
             logits_out=output.logits,

@@ -30,6 +30,7 @@ from reproscope.scenarios import (
     run_offline,
     run_single_stream,
 )
+from reproscope.shards import shard_range
 from reproscope.stats import summarize
 from reproscope.tensorize import finish
 
@@ -61,9 +62,9 @@ def accuracy_pass(
 ) -> dict[str, Any]:
     """Logits and top-k of images [start, stop) of the cache, streamed batch by batch into
     .npy files: memory holds one batch, whatever the number of images."""
-    start, stop = job.get("images") or (0, len(cache))
-    stop = min(stop, len(cache))
     batch_size, k = job["batch_size"], job["top_k"]
+    shard, shards = job.get("shard", (0, 1))
+    start, stop = shard_range(len(cache), batch_size, shard, shards)
     n = max(stop - start, 0)
     logits_out = topk_out = None
     began = time.perf_counter()

@@ -1,0 +1,17 @@
+"""Rule merge_accuracy_shards: the shards of one accuracy job -> its one result."""
+
+from pathlib import Path
+
+from reproscope.shards import merge_shards
+
+snakemake = snakemake  # noqa: F821, PLW0127 (injected by Snakemake)
+
+merged = merge_shards(
+    list(snakemake.input.result),
+    list(snakemake.input.logits),
+    list(snakemake.input.topk),
+    {k: str(getattr(snakemake.output, k)) for k in ("result", "logits", "topk")},
+)
+Path(snakemake.log[0]).write_text(
+    f"{len(snakemake.input.result)} shards merged: {merged['status']}\n"
+)
