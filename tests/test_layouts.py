@@ -248,3 +248,21 @@ def test_config_schema_accepts_the_layouts_and_a_digestless_mirror_only() -> Non
     config["datasets"]["imagenet-1k-val"]["labels"] = {"file": "val.txt", "format": "tsv"}
     with pytest.raises(InputErrors):
         validate(config, "config", "config.yaml")
+
+
+def test_claim_on_its_own_dataset_is_the_published_one() -> None:
+    from reproscope.aggregate import claim_for
+
+    claims = {
+        "dataset": "imagenet-1k-val",
+        "top1": 75.1,
+        "tolerance": 0.3,
+        "source": "paper",
+        "references": [{"dataset": "imagenet-sample", "top1": 88.6, "source": "us"}],
+    }
+    own = claim_for(claims, "imagenet-1k-val")
+    assert own["top1"] == 75.1 and own["tolerance"] == 0.3
+    assert own["comparison"] == "published claim, same dataset"
+    assert claim_for(claims, "imagenet-sample")["comparison"] == "reference on this dataset"
+    other = claim_for(claims, "colours")
+    assert other["top1"] == 75.1 and "other dataset" in other["comparison"]

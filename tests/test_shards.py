@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from reproscope.shards import shard_range
 from tests import tinystudy
@@ -31,7 +32,14 @@ def test_shard_ranges_are_batch_aligned_and_cover_once(n, batch, shards, ranges)
 def test_sharded_accuracy_equals_unsharded(tmp_path: Path) -> None:
     roots = {"whole": tmp_path / "whole", "sharded": tmp_path / "sharded"}
     tinystudy.build(roots["whole"], batch_sizes=(1,))
-    tinystudy.build(roots["sharded"], batch_sizes=(1,), accuracy_shards=3, cache_chunk_images=5)
+    config = tinystudy.build(
+        roots["sharded"], batch_sizes=(1,), accuracy_shards=3, cache_chunk_images=5
+    )
+    # named as the manifests' claim names its dataset: the published claim is compared
+    data = yaml.safe_load(config.read_text())
+    data["datasets"] = {"synthetic": data["datasets"]["colours"]}
+    data["study"]["dataset"] = "synthetic"
+    config.write_text(yaml.safe_dump(data, sort_keys=False))
     for root in roots.values():
         result = snakemake(root, "--until", "aggregate")
         assert result.returncode == 0, result.stderr[-3000:]
@@ -49,3 +57,7 @@ def test_sharded_accuracy_equals_unsharded(tmp_path: Path) -> None:
     tables = [pd.read_csv(r / "results" / "summary" / "accuracy.csv") for r in roots.values()]
     columns = ["manifest", "n_images", "top1", "top5", "status"]
     pd.testing.assert_frame_equal(tables[0][columns], tables[1][columns])
+    assert set(tables[0]["comparison"]) == {"published claim on synthetic, other dataset"}
+    assert tables[0]["within_tolerance"].isna().all()
+    assert set(tables[1]["comparison"]) == {"published claim, same dataset"}
+    assert tables[1]["within_tolerance"].notna().all()

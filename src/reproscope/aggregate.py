@@ -52,6 +52,7 @@ ACCURACY_FIRST = [
     "top5",
     "claimed_top1",
     "delta_top1",
+    "comparison",
 ]
 
 
@@ -289,10 +290,15 @@ def image_hits(
 
 
 def claim_for(claims: dict[str, Any], dataset: str) -> dict[str, Any]:
+    """The number a result on dataset is compared with, and which comparison that is:
+    the published claim when the study's dataset is the claim's own, else a reference
+    measured on this dataset, else the published claim on its (different) dataset."""
+    if claims["dataset"] == dataset:
+        return {**claims, "comparison": "published claim, same dataset"}
     for reference in claims.get("references", []):
         if reference["dataset"] == dataset:
-            return reference
-    return claims
+            return {**reference, "comparison": "reference on this dataset"}
+    return {**claims, "comparison": f"published claim on {claims['dataset']}, other dataset"}
 
 
 def accuracy_table(
@@ -313,6 +319,7 @@ def accuracy_table(
             "claimed_top1": claim["top1"],
             "claim_dataset": claim["dataset"],
             "claim_source": claim["source"],
+            "comparison": claim["comparison"],
             "delta_top1": None,
             "tolerance": claim.get("tolerance"),
             "within_tolerance": None,
@@ -325,7 +332,7 @@ def accuracy_table(
             row["top1"] = 100.0 * top1_hits.mean()
             row["top5"] = 100.0 * top5_hits.mean()
             row["delta_top1"] = row["top1"] - claim["top1"]
-            if claim.get("tolerance") is not None:
+            if claim.get("tolerance") is not None and claim["dataset"] == index["dataset"]:
                 row["within_tolerance"] = abs(row["delta_top1"]) <= claim["tolerance"]
         rows.append(row)
     return _ordered(pd.DataFrame(rows), ACCURACY_FIRST).sort_values(
