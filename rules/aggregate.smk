@@ -76,3 +76,35 @@ rule compare_variants:
         variants=lambda wc: canonical(variant_summaries()),
     script:
         "../scripts/compare_variants.py"
+
+
+if DIAGNOSED:
+
+    rule diagnose_greedy:
+        input:
+            index=dataset_index(study.dataset),
+            round1=f"{RESULTS}/summary/diagnosis.csv",
+            models=[artifact(n) for n in DIAGNOSED],
+            locks=[env_lock(study.env_of(n)) for n in DIAGNOSED],
+        output:
+            report(
+                f"{RESULTS}/summary/diagnosis_greedy.csv",
+                caption="../report/diagnosis_greedy.rst",
+                category="Ablations",
+            ),
+        log:
+            f"{RESULTS}/logs/diagnose_greedy.log",
+        conda:
+            "../envs/workflow.yaml"
+        # one process per core while building caches; inference uses study.threads
+        threads: workflow.cores
+        resources:
+            mem_mb=8000,
+            runtime=120,
+        params:
+            src=SRC,
+            caches=f"{RESULTS}/preprocess/{study.dataset}",
+            work=f"{RESULTS}/diagnosis",
+            diagnosed=lambda wc: canonical(diagnosis_jobs()),
+        script:
+            "../scripts/diagnose_greedy.py"

@@ -164,6 +164,44 @@ def shard_files(name):
     return files
 
 
+DIAGNOSED = study.config.get("diagnose", [])
+
+
+def diagnosis_jobs():
+    """Per diagnosed manifest: its data, claim, label list, environment's python and the
+    accuracy job of its first system and device (the greedy rounds run variants of it).
+    """
+    from types import SimpleNamespace
+
+    class Paths(list):  # the named-list interface inference_job reads outputs through
+        def __init__(self, **named):
+            super().__init__(named.values())
+            self.__dict__.update(named)
+
+        def get(self, key, default=None):
+            return self.__dict__.get(key, default)
+
+    jobs = {}
+    for name in DIAGNOSED:
+        m = study.manifest(name)
+        where = SimpleNamespace(
+            system=(study.settings.get("systems") or list(study.systems))[0],
+            manifest=name,
+            env=study.env_of(name),
+            device=study.settings["devices"][0],
+            shard=0,
+        )
+        out = Paths(result="", logits="", topk="")
+        jobs[name] = {
+            "data": m.data,
+            "job": json.loads(inference_job(where, out, "accuracy")),
+            "python": env_python(where.env),
+            "labels": str(m.labels_path),
+            "group": {"env": where.env, "device": where.device, "system": where.system},
+        }
+    return jobs
+
+
 def grouped_job(wildcards, output):
     """All Offline batch sizes of one (system, manifest, env, device, repeat)."""
     wildcards.scenario, wildcards.batch_size = "Offline", BATCH_SIZES[0]
@@ -225,6 +263,7 @@ def all_outputs():
             [
                 f"{RESULTS}/summary/ablations.csv",
                 f"{RESULTS}/summary/diagnosis.csv",
+                *([f"{RESULTS}/summary/diagnosis_greedy.csv"] if DIAGNOSED else []),
                 f"{RESULTS}/plots/ablations.png",
             ]
             if study.variants

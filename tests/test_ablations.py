@@ -25,8 +25,15 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
     wrong["inputs"] = {**good["inputs"], "color_order": "BGR"}
     wrong["claims"] = {**good["claims"], "top1": 83.3, "tolerance": 5.0}
     (root / "manifests" / "tiny-wrong-bgr.yaml").write_text(yaml.safe_dump(wrong))
+    # two mis-stated fields: colour order and normalisation (pixels left in 0..255)
+    two = {**wrong, "name": "tiny-wrong-two"}
+    two["inputs"] = {
+        **wrong["inputs"],
+        "normalize": {"scale": 1.0, "mean": [0.0] * 3, "std": [1.0] * 3, "arithmetic": "float32"},
+    }
+    (root / "manifests" / "tiny-wrong-two.yaml").write_text(yaml.safe_dump(two))
     config = yaml.safe_load((root / "config.yaml").read_text())
-    config["study"]["models"] = ["tiny-pytorch", "tiny-onnx", "tiny-wrong-bgr"]
+    config["study"]["models"] = ["tiny-pytorch", "tiny-onnx", "tiny-wrong-bgr", "tiny-wrong-two"]
     config["ablations"] = {
         "model": "tiny-onnx",
         "variants": {
@@ -36,7 +43,7 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "nhwc-reshaped": {"overrides": {"inputs.layout_conversion": "reshape"}},
         },
     }
-    config["diagnose"] = ["tiny-wrong-bgr"]
+    config["diagnose"] = ["tiny-wrong-bgr", "tiny-wrong-two"]
     (root / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     result = snakemake(root)
     assert result.returncode == 0, result.stderr[-4000:]
@@ -65,12 +72,23 @@ def test_ablation_table(study: Path) -> None:
 
 def test_diagnosis_points_at_the_colour_order(study: Path) -> None:
     diagnosis = pd.read_csv(study / "results" / "summary" / "diagnosis.csv")
-    assert set(diagnosis["manifest"]) == {"tiny-wrong-bgr"}
+    assert set(diagnosis["manifest"]) == {"tiny-wrong-bgr", "tiny-wrong-two"}
+    diagnosis = diagnosis[diagnosis["manifest"] == "tiny-wrong-bgr"]
     top = diagnosis.sort_values("rank").iloc[0]
     assert bool(top["misses_claim"]) and bool(top["most_likely"])
     assert top["field"] == "inputs.color_order"
     assert top["gap_closed"] > 20
     assert diagnosis["most_likely"].sum() == 1
+
+
+def test_greedy_diagnosis_names_both_mis_stated_fields(study: Path) -> None:
+    greedy = pd.read_csv(study / "results" / "summary" / "diagnosis_greedy.csv")
+    two = greedy[(greedy["manifest"] == "tiny-wrong-two") & greedy["chosen"]]
+    assert set(two["field"]) == {"inputs.normalize", "inputs.color_order"}
+    assert (two["gap_closed"] > 0).all() and list(two["round"]) == [1, 2]
+    assert abs(two["top1"].iloc[-1] - 83.3) <= 5.0  # the claim is met after both fixes
+    one = greedy[(greedy["manifest"] == "tiny-wrong-bgr") & greedy["chosen"]]
+    assert list(one["field"]) == ["inputs.color_order"]
 
 
 def test_adding_a_variant_reruns_only_its_jobs(study: Path) -> None:
