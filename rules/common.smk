@@ -98,6 +98,8 @@ def preprocessed(name):
 
 EVALUATED = [*study.settings["models"], *study.variants]
 SPECS = {study.preprocess_hash(n): n for n in EVALUATED}
+# Caches read only by diagnosis variants are temp(): deleted once those jobs are done.
+TRANSIENT_SPECS = study.transient_preprocess_hashes()
 
 
 def inference_dir(row):

@@ -6,6 +6,8 @@ rule preprocess:
         chunks=directory(f"{RESULTS}/preprocess/{{dataset}}/{{spec}}/chunks"),
     log:
         f"{RESULTS}/logs/preprocess/{{dataset}}/{{spec}}.log",
+    wildcard_constraints:
+        spec=names_regex(set(SPECS) - TRANSIENT_SPECS),
     conda:
         "../envs/workflow.yaml"
     # One process per core; Snakemake lowers this to the cores it is given.
@@ -18,3 +20,11 @@ rule preprocess:
         chunk_images=CHUNK_IMAGES,
     script:
         "../scripts/preprocess.py"
+
+
+use rule preprocess as preprocess_transient with:
+    output:
+        cache=temp(f"{RESULTS}/preprocess/{{dataset}}/{{spec}}/cache.json"),
+        chunks=temp(directory(f"{RESULTS}/preprocess/{{dataset}}/{{spec}}/chunks")),
+    wildcard_constraints:
+        spec=names_regex(TRANSIENT_SPECS),

@@ -1,6 +1,7 @@
 """Rule diagnose_greedy: round 1's single-field ranking, then greedy rounds."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -46,6 +47,7 @@ with open(snakemake.log[0], "w") as log:
             claim.get("tolerance", DEFAULT_TOLERANCE),
             evaluate,
         )
+        shutil.rmtree(Path(snakemake.params.work) / name / "caches", ignore_errors=True)
         table.insert(0, "manifest", name)
         table.insert(1, "claimed_top1", claim["top1"])
         table.insert(2, "measured_top1", float(rows["measured_top1"].iloc[0]))

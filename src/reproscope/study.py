@@ -82,6 +82,17 @@ class Study:
             self._preprocess_hashes[name] = cached
         return cached[1]
 
+    def transient_preprocess_hashes(self) -> set[str]:
+        """Geometric caches read only by diagnosis variants: the workflow deletes them once
+        those jobs are done, so diagnosis does not grow results/preprocess."""
+        evaluated = [*self.settings["models"], *self.variants]
+        kept = {
+            self.preprocess_hash(n)
+            for n in evaluated
+            if self.variants.get(n, {}).get("kind") != "diagnosis"
+        }
+        return {self.preprocess_hash(n) for n in evaluated} - kept
+
     def needed_manifests(self) -> list[str]:
         """Selected manifests plus every manifest they are derived from, transitively."""
         needed: list[str] = []
@@ -416,6 +427,8 @@ def job_table(study: Study, gpu_present: bool) -> pd.DataFrame:
                     rows.append(
                         {**base, "mode": "accuracy", "batch_size": 0, "scenario": "", "repeat": 0}
                     )
+                    if name in settings.get("accuracy_only", []):
+                        continue
                     rows.extend(
                         {
                             **base,
