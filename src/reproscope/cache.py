@@ -163,3 +163,25 @@ class Cache:
     def first(self, n: int) -> np.ndarray:
         """The first n images, or all when the set is smaller."""
         return self.pixels(0, min(n, len(self)))
+
+
+class NpyWriter:
+    """A .npy file of known shape written row block by row block through the file, so
+    that, unlike a memory map, the written rows do not stay in the process's memory."""
+
+    def __init__(self, path: str | Path, dtype: Any, shape: tuple[int, ...]) -> None:
+        self.file = open(path, "wb")  # noqa: SIM115 (closed by close())
+        self.dtype, self.shape, self.rows = np.dtype(dtype), shape, 0
+        header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False}
+        np.lib.format.write_array_header_1_0(self.file, {**header, "shape": shape})
+
+    def write(self, block: np.ndarray) -> None:
+        block = np.ascontiguousarray(block, dtype=self.dtype)
+        assert block.shape[1:] == self.shape[1:], (block.shape, self.shape)
+        self.file.write(block.tobytes())
+        self.rows += len(block)
+
+    def close(self) -> None:
+        self.file.close()
+        if self.rows != self.shape[0]:
+            raise ValueError(f"{self.file.name}: {self.rows} rows written of {self.shape[0]}")

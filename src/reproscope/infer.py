@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from reproscope.cache import Cache
+from reproscope.cache import Cache, NpyWriter
 from reproscope.fetch import sha256_file
 from reproscope.fingerprint import system_fingerprint
 from reproscope.flops import peak_gflops
@@ -76,12 +76,10 @@ def accuracy_pass(
         logits = np.asarray(runner.run(batch), dtype=np.float32)
         compute += time.perf_counter() - t0
         if logits_out is None:
-            logits_out = np.lib.format.open_memmap(
-                job["logits_out"], "w+", np.float32, (n, *logits.shape[1:])
-            )
-            topk_out = np.lib.format.open_memmap(job["topk_out"], "w+", np.int32, (n, k))
-        logits_out[offset - start : offset - start + len(logits)] = logits
-        topk_out[offset - start : offset - start + len(logits)] = top_k(logits, k)
+            logits_out = NpyWriter(job["logits_out"], np.float32, (n, *logits.shape[1:]))
+            topk_out = NpyWriter(job["topk_out"], np.int32, (n, k))
+        logits_out.write(logits)
+        topk_out.write(top_k(logits, k))
         done = offset - start + len(logits)
         if time.perf_counter() >= next_report or done == n:
             rate = done / (time.perf_counter() - began)
@@ -91,8 +89,8 @@ def accuracy_pass(
         np.save(job["logits_out"], np.zeros((0,), dtype=np.float32))
         np.save(job["topk_out"], np.zeros((0, k), dtype=np.int32))
     else:
-        logits_out.flush()
-        topk_out.flush()
+        logits_out.close()
+        topk_out.close()
     return {
         "n_images": n,
         "first_image": start,

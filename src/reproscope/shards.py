@@ -15,6 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from reproscope.cache import NpyWriter
+
+ROWS = 4096  # rows copied at a time
+
 
 def shard_range(n_images: int, batch_size: int, shard: int, shards: int) -> tuple[int, int]:
     """Images [start, stop) of shard (0-based) of shards."""
@@ -32,12 +36,11 @@ def _concatenate(parts: list[Path], out: Path) -> None:
         np.save(out, np.zeros((0,), dtype=np.float32))
         return
     n = sum(len(a) for a in filled)
-    merged = np.lib.format.open_memmap(out, "w+", filled[0].dtype, (n, *filled[0].shape[1:]))
-    at = 0
+    merged = NpyWriter(out, filled[0].dtype, (n, *filled[0].shape[1:]))
     for a in filled:
-        merged[at : at + len(a)] = a
-        at += len(a)
-    merged.flush()
+        for at in range(0, len(a), ROWS):
+            merged.write(a[at : at + ROWS])
+    merged.close()
 
 
 def merge_shards(
