@@ -151,6 +151,8 @@ def inference_inputs(wildcards):
     return {
         "model": artifact(wildcards.manifest),
         "inputs": preprocessed(wildcards.manifest),
+        # the chunks too: a temp() cache must outlive every job that reads it
+        "chunks": str(Path(preprocessed(wildcards.manifest)).with_name("chunks")),
         "lock": env_lock(wildcards.env),
     }
 

@@ -106,7 +106,8 @@ def accuracy_evaluator(
     log: Any,
 ) -> Evaluate:
     """Top-1 of manifest variants, each by the accuracy job (`python -m reproscope.infer`
-    in the base's environment, from job, the base's accuracy job) on a geometric cache:
+    in the base's environment, from job, the base's accuracy job; diagnosis candidates
+    never change the architecture, so job's stands) on a geometric cache:
     the study's own under caches/<spec hash> when it exists, else one built under work."""
 
     def evaluate(variants: dict[str, dict[str, Any]]) -> dict[str, float]:
@@ -127,7 +128,6 @@ def accuracy_evaluator(
                 "manifest": name,
                 "inputs": str(cache),
                 "tensor": tensor_spec(spec),
-                "architecture": data.get("architecture"),
                 "top_k": data["outputs"]["top_k"],
                 "logits_out": str(out / "logits.npy"),
                 "topk_out": str(out / "topk.npy"),
