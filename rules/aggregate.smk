@@ -1,9 +1,12 @@
 rule aggregate:
     input:
-        index=dataset_index(study.dataset),
+        index=layout.dataset_index(study.dataset),
         accuracy=accuracy_results(),
+        logits=beside(accuracy_results(), layout.logits_of),
+        topk=beside(accuracy_results(), layout.topk_of),
         latency=latency_results(),
         flops=flops_files(),
+        made_from=result_dependencies(accuracy_results() + latency_results()),
         labels=sorted(
             {str(study.manifest(n).labels_path) for n in study.settings["models"]}
         ),
@@ -43,15 +46,19 @@ rule aggregate:
         runtime=10,
     params:
         manifests=lambda wc: canonical(manifest_summaries(study.settings["models"])),
+        jobs=result_digests(accuracy_results() + latency_results()),
     script:
         "../scripts/aggregate.py"
 
 
 rule compare_variants:
     input:
-        index=dataset_index(study.dataset),
+        index=layout.dataset_index(study.dataset),
         base=accuracy_results(),
         variants=variant_results(),
+        topk=beside(accuracy_results() + variant_results(), layout.topk_of),
+        made_from=result_dependencies(accuracy_results() + variant_results()),
+        labels=sorted({str(study.manifest(n).labels_path) for n in EVALUATED}),
     output:
         ablations=report(
             f"{RESULTS}/summary/ablations.csv",
@@ -74,5 +81,6 @@ rule compare_variants:
     params:
         manifests=lambda wc: canonical(manifest_summaries()),
         variants=lambda wc: canonical(variant_summaries()),
+        jobs=result_digests(accuracy_results() + variant_results()),
     script:
         "../scripts/compare_variants.py"

@@ -1,6 +1,6 @@
 rule fetch_model:
     output:
-        f"{RESULTS}/models/{{manifest}}/model.{{suffix}}",
+        layout.artifact("{manifest}", "{suffix}"),
     log:
         f"{RESULTS}/logs/fetch_model/{{manifest}}.{{suffix}}.log",
     wildcard_constraints:
@@ -26,7 +26,7 @@ rule convert_model:
         ),
         lock=lambda wc: env_lock(study.converter_env_of(wc.manifest)),
     output:
-        f"{RESULTS}/models/{{manifest}}/model.{{suffix}}",
+        layout.artifact("{manifest}", "{suffix}"),
     log:
         f"{RESULTS}/logs/convert_model/{{manifest}}.{{suffix}}.log",
     wildcard_constraints:
@@ -39,18 +39,15 @@ rule convert_model:
         mem_mb=4000,
         runtime=30,
     params:
-        src=SRC,
         python=lambda wc: env_python(study.converter_env_of(wc.manifest)),
-        job=lambda wc, input, output: conversion_job(
-            wc.manifest, input.source, output[0]
-        ),
+        job=lambda wc: conversion_job(wc.manifest),
     shell:
-        "PYTHONPATH={params.src} {params.python} -m reproscope.convert.main {params.job:q} > {log} 2>&1"
+        'PYTHONPATH="$REPROSCOPE_SRC" {params.python} -m reproscope.convert.main {params.job:q} > {log} 2>&1'
 
 
 rule fetch_dataset:
     output:
-        f"{RESULTS}/datasets/{{dataset}}/index.json",
+        layout.dataset_index("{dataset}"),
     log:
         f"{RESULTS}/logs/fetch_dataset/{{dataset}}.log",
     conda:
@@ -68,9 +65,9 @@ rule fetch_dataset:
 
 rule count_flops:
     input:
-        f"{RESULTS}/models/{{manifest}}/model.onnx",
+        layout.artifact("{manifest}", "onnx"),
     output:
-        f"{RESULTS}/models/{{manifest}}/flops.json",
+        layout.flops("{manifest}"),
     log:
         f"{RESULTS}/logs/count_flops/{{manifest}}.log",
     conda:
