@@ -9,6 +9,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from reproscope import jobs, layout
 from reproscope.envs import HOST, conda_tool
+from reproscope.provenance import write_if_changed
 from reproscope.errors import InputError, InputErrors
 from reproscope.fingerprint import gpus
 from reproscope.preprocess import spec_of
@@ -107,6 +108,14 @@ SPECS = {study.preprocess_hash(n): n for n in EVALUATED}
 # Every result-writing job, built once: result path -> job.
 RESULT_JOBS = {job.result_out: job for job in jobs.table_jobs(study)}
 
+# What the inference jobs use of each manifest and of the study settings, as stamp files
+# (declared inputs) rewritten only when it changed: an edit re-plans exactly the jobs
+# that use it, even without .snakemake/.
+for _name in EVALUATED:
+    write_if_changed(layout.manifest_stamp(_name), jobs.manifest_parts(study, _name))
+for _mode in jobs.MODE_SETTINGS:
+    write_if_changed(layout.settings_stamp(_mode), jobs.mode_settings(study, _mode))
+
 
 def _results(rows):
     return [
@@ -180,15 +189,22 @@ constraint = system_value("slurm_constraint")
 gres = system_value("slurm_gres", cuda_only=True)
 
 
-def inference_inputs(wildcards):
-    """Artifact, preprocessed tensor (+ its timing), and the environment lock of a job."""
-    tensor = preprocessed(wildcards.manifest)
-    return {
-        "model": artifact(wildcards.manifest),
-        "inputs": tensor,
-        "preprocess_timing": layout.preprocess_timing(tensor),
-        "lock": env_lock(wildcards.env),
-    }
+def inference_inputs(mode):
+    """Artifact, preprocessed tensor (+ its timing), the environment lock of a job, and
+    the stamps of what it uses of its manifest and the study settings."""
+
+    def inputs(wildcards):
+        tensor = preprocessed(wildcards.manifest)
+        return {
+            "model": artifact(wildcards.manifest),
+            "inputs": tensor,
+            "preprocess_timing": layout.preprocess_timing(tensor),
+            "lock": env_lock(wildcards.env),
+            "manifest_stamp": layout.manifest_stamp(wildcards.manifest),
+            "settings_stamp": layout.settings_stamp(mode),
+        }
+
+    return inputs
 
 
 def grouped_job(wildcards, output):

@@ -1,6 +1,6 @@
 rule accuracy:
     input:
-        unpack(inference_inputs),
+        unpack(inference_inputs("accuracy")),
     output:
         result=layout.accuracy_result("{system}", "{manifest}", "{env}", "{device}"),
         logits=layout.logits("{system}", "{manifest}", "{env}", "{device}"),
@@ -27,7 +27,7 @@ rule accuracy:
 
 rule latency:
     input:
-        unpack(inference_inputs),
+        unpack(inference_inputs("latency")),
     output:
         result=layout.latency_result(
             "{system}", "{manifest}", "{env}", "{device}", "{scenario}", "{batch_size}", "{repeat}"
@@ -60,7 +60,7 @@ if GROUPED:
 
     rule latency_grouped:
         input:
-            unpack(inference_inputs),
+            unpack(inference_inputs("latency")),
         output:
             [
                 layout.latency_result(

@@ -211,6 +211,25 @@ def conversion_job(study: Study, name: str) -> ConversionJob:
     )
 
 
+MODE_SETTINGS = {
+    "accuracy": ("threads", "accuracy_batch_size"),
+    "latency": ("threads", "timing", "server"),
+}
+
+
+def manifest_parts(study: Study, name: str) -> dict[str, Any]:
+    """What a manifest gives its inference jobs: a job's fields less those of the job
+    table's row (system, env, device, scenario, batch size, repeat) and study settings."""
+    job = inference_job(study, "accuracy", "", name, "", "").to_dict()
+    for key in ("mode", "system", "env", "device", "env_lock", "threads", "batch_size"):
+        job.pop(key, None)
+    return {k: v for k, v in job.items() if not k.endswith("_out")}
+
+
+def mode_settings(study: Study, mode: str) -> dict[str, Any]:
+    return {key: study.settings.get(key) for key in MODE_SETTINGS[mode]}
+
+
 def table_jobs(study: Study) -> list[InferenceJob]:
     """Every result-writing job of the study's job table, grouped points as points."""
     grouped = study.settings.get("group_batch_sizes", False)

@@ -94,6 +94,16 @@ def base_result(variant_result: str | Path, variant: str, base: str) -> Path:
     return Path(*parts)
 
 
+def manifest_stamp(manifest: str) -> str:
+    """The manifest parts its inference jobs use (see jobs.manifest_parts)."""
+    return f"{RESULTS}/jobs/manifests/{manifest}.json"
+
+
+def settings_stamp(mode: str) -> str:
+    """The study settings the jobs of one mode (accuracy, latency) use."""
+    return f"{RESULTS}/jobs/settings/{mode}.json"
+
+
 def summary(name: str) -> str:
     return f"{RESULTS}/summary/{name}"
 

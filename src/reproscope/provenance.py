@@ -9,6 +9,7 @@ hashes differ is stale and no table is written from it.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -104,3 +105,24 @@ def check_results(files: list[str], expected: dict[str, str]) -> None:
 def expected_digests(study: Study) -> dict[str, str]:
     """result path -> digest of the job the current study gives it."""
     return {job.result_out: jobs.digest(job.to_dict()) for job in jobs.table_jobs(study)}
+
+
+def write_if_changed(path: str, content: dict[str, Any]) -> bool:
+    """Write content as canonical JSON unless the file already holds it.
+
+    Stamps written this way are declared inputs of the jobs they describe: their file time
+    moves only when what the jobs use changed, so Snakemake re-plans those jobs even
+    without its metadata (.snakemake/), and with it, their checksum keeps an edit that
+    was undone from re-running anything.
+    """
+    text = json.dumps(content, indent=1, sort_keys=True) + "\n"
+    target = Path(path)
+    try:
+        if target.read_text() == text:
+            return False
+    except FileNotFoundError:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, target)
+    return True
