@@ -10,6 +10,7 @@ rule aggregate:
         labels=sorted(
             {str(study.manifest(n).labels_path) for n in study.settings["models"]}
         ),
+        code=code_stamp("aggregate", script="aggregate.py"),
     output:
         runs=report(
             f"{RESULTS}/summary/runs.csv",
@@ -59,6 +60,7 @@ rule compare_variants:
         topk=beside(accuracy_results() + variant_results(), layout.topk_of),
         made_from=result_dependencies(accuracy_results() + variant_results()),
         labels=sorted({str(study.manifest(n).labels_path) for n in EVALUATED}),
+        code=code_stamp("compare_variants", script="compare_variants.py"),
     output:
         ablations=report(
             f"{RESULTS}/summary/ablations.csv",

@@ -1,4 +1,6 @@
 rule fetch_model:
+    input:
+        code=code_stamp("fetch_model", script="fetch_model.py"),
     output:
         layout.artifact("{manifest}", "{suffix}"),
     log:
@@ -25,6 +27,7 @@ rule convert_model:
             study.manifest(wc.manifest).source["derived"]["from"]
         ),
         lock=lambda wc: env_lock(study.converter_env_of(wc.manifest)),
+        code=code_stamp("convert_model", shell=CONVERT_SHELL),
     output:
         layout.artifact("{manifest}", "{suffix}"),
     log:
@@ -42,10 +45,12 @@ rule convert_model:
         python=lambda wc: env_python(study.converter_env_of(wc.manifest)),
         job=lambda wc: conversion_job(wc.manifest),
     shell:
-        'PYTHONPATH="$REPROSCOPE_SRC" {params.python} -m reproscope.convert.main {params.job:q} > {log} 2>&1'
+        CONVERT_SHELL
 
 
 rule fetch_dataset:
+    input:
+        code=code_stamp("fetch_dataset", script="fetch_dataset.py"),
     output:
         layout.dataset_index("{dataset}"),
     log:
@@ -66,6 +71,7 @@ rule fetch_dataset:
 rule count_flops:
     input:
         layout.artifact("{manifest}", "onnx"),
+        code=code_stamp("count_flops", script="count_flops.py"),
     output:
         layout.flops("{manifest}"),
     log:

@@ -22,7 +22,7 @@ rule accuracy:
         python=lambda wc: env_python(wc.env),
         job=lambda wc, output: inference_job(wc, output, "accuracy"),
     shell:
-        'PYTHONPATH="$REPROSCOPE_SRC" {params.python} -m reproscope.infer {params.job:q} > {log} 2>&1'
+        INFER_SHELL
 
 
 rule latency:
@@ -30,7 +30,13 @@ rule latency:
         unpack(inference_inputs("latency")),
     output:
         result=layout.latency_result(
-            "{system}", "{manifest}", "{env}", "{device}", "{scenario}", "{batch_size}", "{repeat}"
+            "{system}",
+            "{manifest}",
+            "{env}",
+            "{device}",
+            "{scenario}",
+            "{batch_size}",
+            "{repeat}",
         ),
     log:
         f"{RESULTS}/logs/inference/{{system}}/{{manifest}}/{{env}}/{{device}}/{{scenario}}_bs{{batch_size}}_r{{repeat}}.log",
@@ -53,7 +59,7 @@ rule latency:
         python=lambda wc: env_python(wc.env),
         job=lambda wc, output: inference_job(wc, output, "latency"),
     shell:
-        'PYTHONPATH="$REPROSCOPE_SRC" {params.python} -m reproscope.infer {params.job:q} > {log} 2>&1'
+        INFER_SHELL
 
 
 if GROUPED:
@@ -64,7 +70,13 @@ if GROUPED:
         output:
             [
                 layout.latency_result(
-                    "{system}", "{manifest}", "{env}", "{device}", "Offline", bs, "{repeat}"
+                    "{system}",
+                    "{manifest}",
+                    "{env}",
+                    "{device}",
+                    "Offline",
+                    bs,
+                    "{repeat}",
                 )
                 for bs in BATCH_SIZES
             ],
@@ -87,4 +99,4 @@ if GROUPED:
             python=lambda wc: env_python(wc.env),
             job=lambda wc, output: grouped_job(wc, output),
         shell:
-            'PYTHONPATH="$REPROSCOPE_SRC" {params.python} -m reproscope.infer {params.job:q} > {log} 2>&1'
+            INFER_SHELL

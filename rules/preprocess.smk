@@ -1,6 +1,7 @@
 rule preprocess:
     input:
         index=layout.dataset_index("{dataset}"),
+        code=code_stamp("preprocess", script="preprocess.py"),
     output:
         tensor=layout.preprocessed("{dataset}", "{spec}"),
         timing=layout.preprocess_timing(layout.preprocessed("{dataset}", "{spec}")),

@@ -27,7 +27,8 @@ def snakemake(project: Path, root: Path, *args: str) -> subprocess.CompletedProc
 
 
 def copy_project(dest: Path) -> Path:
-    """This checkout's files that git tracks or would track, file times kept."""
+    """This checkout's files that git tracks or would track, with fresh file times as a
+    `git clone` gives them (uncommitted changes included, unlike a clone)."""
     listed = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
         cwd=tinystudy.REPO,
@@ -39,7 +40,7 @@ def copy_project(dest: Path) -> Path:
         source = tinystudy.REPO / name
         if source.is_file():
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, dest / name)
+            shutil.copy(source, dest / name)
     return dest
 
 

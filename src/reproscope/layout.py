@@ -104,6 +104,11 @@ def settings_stamp(mode: str) -> str:
     return f"{RESULTS}/jobs/settings/{mode}.json"
 
 
+def code_stamp(rule: str) -> str:
+    """The sha256 of a rule's script or shell command."""
+    return f"{RESULTS}/jobs/code/{rule}.json"
+
+
 def summary(name: str) -> str:
     return f"{RESULTS}/summary/{name}"
 
