@@ -1,12 +1,12 @@
 rule aggregate:
     input:
         index=layout.dataset_index(study.dataset),
-        accuracy=accuracy_results(),
-        logits=beside(accuracy_results(), layout.logits_of),
-        topk=beside(accuracy_results(), layout.topk_of),
-        latency=latency_results(),
+        accuracy=ACCURACY_RESULTS,
+        logits=beside(ACCURACY_RESULTS, layout.logits_of),
+        topk=beside(ACCURACY_RESULTS, layout.topk_of),
+        latency=LATENCY_RESULTS,
         flops=flops_files(),
-        made_from=result_dependencies(accuracy_results() + latency_results()),
+        made_from=result_dependencies(ACCURACY_RESULTS + LATENCY_RESULTS),
         labels=sorted(
             {str(study.manifest(n).labels_path) for n in study.settings["models"]}
         ),
@@ -47,7 +47,7 @@ rule aggregate:
         runtime=10,
     params:
         manifests=lambda wc: canonical(manifest_summaries(study.settings["models"])),
-        jobs=result_digests(accuracy_results() + latency_results()),
+        jobs=result_digests(ACCURACY_RESULTS + LATENCY_RESULTS),
     script:
         "../scripts/aggregate.py"
 
@@ -55,10 +55,10 @@ rule aggregate:
 rule compare_variants:
     input:
         index=layout.dataset_index(study.dataset),
-        base=accuracy_results(),
-        variants=variant_results(),
-        topk=beside(accuracy_results() + variant_results(), layout.topk_of),
-        made_from=result_dependencies(accuracy_results() + variant_results()),
+        base=ACCURACY_RESULTS,
+        variants=VARIANT_RESULTS,
+        topk=beside(ACCURACY_RESULTS + VARIANT_RESULTS, layout.topk_of),
+        made_from=result_dependencies(ACCURACY_RESULTS + VARIANT_RESULTS),
         labels=sorted({str(study.manifest(n).labels_path) for n in EVALUATED}),
         code=code_stamp("compare_variants", script="compare_variants.py"),
     output:
@@ -83,6 +83,6 @@ rule compare_variants:
     params:
         manifests=lambda wc: canonical(manifest_summaries()),
         variants=lambda wc: canonical(variant_summaries()),
-        jobs=result_digests(accuracy_results() + variant_results()),
+        jobs=result_digests(ACCURACY_RESULTS + VARIANT_RESULTS),
     script:
         "../scripts/compare_variants.py"

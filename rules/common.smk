@@ -176,6 +176,9 @@ def accuracy_results(kinds=("study",)):
     return _results(rows)
 
 
+ACCURACY_RESULTS = accuracy_results()
+
+
 def variant_results():
     return accuracy_results(kinds=("ablation", "diagnosis"))
 
@@ -187,6 +190,10 @@ def beside(results, of):
 
 def latency_results():
     return _results(JOBS[JOBS["mode"] == "latency"] if len(JOBS) else JOBS)
+
+
+LATENCY_RESULTS = latency_results()
+VARIANT_RESULTS = variant_results()
 
 
 def result_digests(results):
@@ -222,6 +229,9 @@ constraint = system_value("slurm_constraint")
 gres = system_value("slurm_gres", cuda_only=True)
 
 
+INFER_CODE = code_stamp("inference", shell=INFER_SHELL)
+
+
 def inference_inputs(mode):
     """Artifact, preprocessed tensor (+ its timing), the environment lock of a job, and
     the stamps of what it uses of its manifest and the study settings."""
@@ -235,7 +245,7 @@ def inference_inputs(mode):
             "lock": env_lock(wildcards.env),
             "manifest_stamp": layout.manifest_stamp(wildcards.manifest),
             "settings_stamp": layout.settings_stamp(mode),
-            "code": code_stamp("inference", shell=INFER_SHELL),
+            "code": INFER_CODE,
         }
 
     return inputs
