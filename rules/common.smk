@@ -45,13 +45,16 @@ GROUPED = study.settings.get("group_batch_sizes", False)
 BATCH_SIZES = sorted(study.settings["batch_sizes"])
 # With grouping, Offline points are measured by latency_grouped, one process per group.
 SINGLE_SCENARIOS = "SingleStream|Server" if GROUPED else "Offline|SingleStream|Server"
-# One mechanism per run: Snakemake's conda: when --sdm conda is given and conda/mamba is
-# on PATH (jobs then run the activated environment's python); otherwise the prefix that
-# build_env makes, and the rules' conda: functions return None.
-USE_CONDA = (
-    DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
-    and conda_tool() is not None
-)
+# One mechanism per run: with --sdm conda, Snakemake's conda: (jobs run the activated
+# environment's python); without it, the prefix that build_env makes, and the inference
+# and conversion rules' conda: functions return None.
+USE_CONDA = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
+if USE_CONDA and conda_tool() is None:
+    raise WorkflowError(
+        "reproscope: --sdm conda needs mamba or conda on PATH, and neither was found. "
+        "Fix: install one of them, or run without --sdm conda (the environments are then "
+        "built as virtualenvs under results/envs/)"
+    )
 
 
 INFER_SHELL = (

@@ -103,3 +103,22 @@ def test_stale_result_is_refused_at_aggregation(finished: Path, tmp_path: Path) 
     assert "Fix: delete" in message
     # Snakemake removed the failed job's old tables: none shows the stale results.
     assert not (root / "results" / "summary" / "accuracy.csv").exists()
+
+
+def test_one_environment_mechanism_per_run(tmp_path: Path) -> None:
+    """Without --sdm conda no conda environment is wired: the jobs run the interpreter
+    build_env provides (here the host's), named without a path. --sdm conda on a machine
+    without conda/mamba stops with a clear error."""
+    tinystudy.build(tmp_path)
+    result = snakemake(tinystudy.REPO, tmp_path, "-n", "-p")
+    assert result.returncode == 0, result.stderr[-3000:]
+    commands = [line for line in result.stdout.splitlines() if "-m reproscope.infer" in line]
+    assert commands and all(
+        'PYTHONPATH="$REPROSCOPE_SRC" "$REPROSCOPE_HOST_PYTHON" -m' in line for line in commands
+    ), commands[:2]
+    assert str(tinystudy.REPO) not in "\n".join(commands)
+    if not (shutil.which("conda") or shutil.which("mamba")):
+        result = snakemake(tinystudy.REPO, tmp_path, "-n", "--sdm", "conda")
+        assert result.returncode != 0
+        message = result.stdout + result.stderr
+        assert "needs mamba or conda on PATH" in message and "Fix:" in message
