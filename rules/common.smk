@@ -173,7 +173,7 @@ def inference_job(wildcards, output, mode):
         "artifact": artifact(m.name),
         "inputs": preprocessed(m.name),
         "env_lock": env_lock(wildcards.env),
-        "architecture": m.data.get("architecture"),
+        "architecture": study.architecture_job(m.name, wildcards.env),
         "unsafe_pickle": bool(m.source.get("unsafe_pickle", False)),
         "top_k": m.outputs["top_k"],
         "result_out": output.get("result", output[0]),
@@ -226,7 +226,9 @@ def conversion_job(name, source_path, out_path):
             "opset": derived.get("opset", 17),
             "source": source_path,
             "output": out_path,
-            "architecture": source.data.get("architecture"),
+            "architecture": study.architecture_job(
+                source.name, study.converter_env_of(name)
+            ),
             "unsafe_pickle": bool(source.source.get("unsafe_pickle", False)),
             "input_size": m.inputs["size"],
         },
