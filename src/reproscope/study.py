@@ -26,6 +26,7 @@ FRAMEWORK_DISTRIBUTIONS = {
     "tensorflow": ("tensorflow", "tensorflow-cpu"),
 }
 DEFAULT_SYSTEM = {"local": {"devices": ["cpu", "cuda"]}}
+CONVERTER_OUTPUT = {"onnx-export": "onnx", "keras-efficientnet-lite": "keras"}
 
 
 @dataclass
@@ -90,6 +91,15 @@ class Study:
             cached = (manifest, spec_hash(spec_of(manifest.inputs)))
             self._preprocess_hashes[name] = cached
         return cached[1]
+
+    def unsafe_pickle(self, name: str) -> bool:
+        """Whether the artifact comes from a code-carrying pickle (consented to in the
+        config), directly or through the manifest it was converted from."""
+        source = self.manifests[self.artifact_name(name)].source
+        if source.get("unsafe_pickle"):
+            return True
+        derived = source.get("derived")
+        return bool(derived) and self.unsafe_pickle(derived["from"])
 
     def needed_manifests(self) -> list[str]:
         """Selected manifests plus every manifest they are derived from, transitively."""
@@ -471,8 +481,30 @@ def _manifest_against_envs(m: Manifest, study: Study, env_name: str) -> list[Inp
                     f"use one of {sorted(study.envs)}",
                 )
             )
-        converter_env = study.envs.get(study.settings.get("environment") or derived["environment"])
+        output = CONVERTER_OUTPUT[derived["converter"]]
+        if m.source["format"] != output:
+            errors.append(
+                InputError(
+                    m.path,
+                    "source.format",
+                    f"converter {derived['converter']!r} writes {output!r}, not "
+                    f"{m.source['format']!r}",
+                    f"set source.format to {output!r} or choose the matching converter",
+                )
+            )
         source = study.manifests.get(derived["from"])
+        if source is not None and source.source["format"] != "pytorch-state-dict":
+            errors.append(
+                InputError(
+                    m.path,
+                    "source.derived.from",
+                    f"{source.name!r} is a {source.source['format']!r} artifact; converters "
+                    "read a PyTorch state_dict",
+                    "derive from the PyTorch manifest of the model",
+                )
+            )
+            source = None
+        converter_env = study.envs.get(study.settings.get("environment") or derived["environment"])
         if converter_env is not None and source is not None:
             # the converter builds the source's architecture in its own environment
             errors.extend(_entry_point_errors(source, converter_env))

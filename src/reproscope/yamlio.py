@@ -175,9 +175,7 @@ def check_values(data: Any, path: str | Path, where: str = "") -> None:
             )
     elif isinstance(data, float):
         if not math.isfinite(data):
-            raise InputError(
-                path, where, f"{data} is not a finite number", "write a finite number"
-            )
+            raise InputError(path, where, f"{data} is not a finite number", "write a finite number")
     elif isinstance(data, str):
         if "\x00" in data:
             raise InputError(path, where, "the text contains a NUL byte", "remove it")
