@@ -126,9 +126,12 @@ def parse_yaml(text: str, path: str | Path) -> Any:
     except (ValueError, OverflowError, TypeError) as exc:
         # e.g. an integer of thousands of digits (Python's int conversion limit), an
         # unhashable mapping key, a date out of range
-        raise InputError(
-            path, "", f"a value cannot be read ({exc})", "write plain, short values"
-        ) from exc
+        problem = (
+            "an integer has thousands of digits"
+            if "integer string conversion" in str(exc)
+            else f"a value cannot be read ({exc})"
+        )
+        raise InputError(path, "", problem, "write plain, short values") from exc
     finally:
         loader.dispose()
     if expanded > MAX_YAML_NODES:
@@ -159,7 +162,7 @@ def check_values(data: Any, path: str | Path, where: str = "") -> None:
                 raise InputError(
                     path,
                     f"{where}[{key!r}]" if where else repr(key),
-                    f"the key is a {type(key).__name__}, not a name",
+                    f"the key is not text but {type(key).__name__} {key!r}",
                     "write field names as text (quote it)",
                 )
             check_values(value, path, f"{where}.{key}" if where else key)
