@@ -75,7 +75,13 @@ def resolve_entry_point(entry_point: str, packages: Iterable[str]) -> Any:
     module_name, _, attr_path = entry_point.partition(":")
     obj: Any = importlib.import_module(module_name)
     for attr in attr_path.split("."):
-        obj = getattr(obj, attr)
+        try:
+            obj = getattr(obj, attr)
+        except AttributeError as exc:
+            raise EntryPointRefused(
+                f"architecture.entry_point {entry_point!r}: no attribute {attr!r} "
+                f"in this environment ({exc})"
+            ) from exc
         where = obj.__name__ if isinstance(obj, types.ModuleType) else _defining_module(obj)
         if where is None or not _inside(where, allowed):
             raise EntryPointRefused(

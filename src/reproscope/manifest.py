@@ -11,7 +11,7 @@ from typing import Any
 from reproscope.errors import InputError, InputErrors
 from reproscope.preprocess import antialias_problem
 from reproscope.schema import validate
-from reproscope.yamlio import load_yaml, read_capped
+from reproscope.yamlio import is_kind, load_yaml, read_capped
 
 FORMAT_OF_FRAMEWORK = {
     "pytorch": "pytorch-state-dict",
@@ -224,7 +224,7 @@ def read_label_list(path: Path) -> list[str]:
 def load_manifests(directory: str | Path) -> dict[str, Manifest]:
     """Every *.yaml manifest in directory, by name; all errors reported together."""
     directory = Path(directory)
-    if not directory.is_dir():
+    if not is_kind(directory, "dir"):
         raise InputError(directory, "manifests", "not a directory", "set config 'manifests'")
     manifests: dict[str, Manifest] = {}
     folded: dict[str, Manifest] = {}  # result directories collide on case-insensitive disks

@@ -18,7 +18,7 @@ from reproscope.errors import InputError, InputErrors
 from reproscope.manifest import Manifest, load_manifests, semantic_errors, url_errors
 from reproscope.preprocess import spec_hash, spec_of
 from reproscope.schema import validate
-from reproscope.yamlio import check_values
+from reproscope.yamlio import check_values, is_kind
 
 FRAMEWORK_DISTRIBUTIONS = {
     "pytorch": ("torch",),
@@ -130,7 +130,7 @@ def load_study(config: dict[str, Any], config_file: str, gpu_present: bool = Fal
     validate(config, "config", config_file)
     if config.get("timing_profile") == "mlperf":
         config = {**config, "study": {**config["study"], "timing": MLPERF_TIMING}}
-    if not Path(config["manifests"]).is_dir():
+    if not is_kind(config["manifests"], "dir"):
         raise InputErrors(
             [
                 InputError(
@@ -145,7 +145,7 @@ def load_study(config: dict[str, Any], config_file: str, gpu_present: bool = Fal
     errors: list[InputError] = []
     envs: dict[str, EnvFile] = {}
     for name, path in config["environments"].items():
-        if not Path(path).is_file():
+        if not is_kind(path, "file"):
             errors.append(
                 InputError(
                     config_file,

@@ -22,6 +22,16 @@ MAX_YAML_NODES = 100_000
 MAX_INT = 2**63 - 1  # larger integers are no count, size or seed a study uses
 
 
+def is_kind(path: str | Path, kind: str) -> bool:
+    """Path.is_dir/is_file that answer False, not raise, for any name a user can write
+    (too long, a NUL byte, no permission)."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return False
+    return stat.S_ISDIR(mode) if kind == "dir" else stat.S_ISREG(mode)
+
+
 def read_capped(path: str | Path, max_bytes: int = MAX_YAML_BYTES) -> bytes:
     """The bytes of a regular file of at most max_bytes; anything else is an InputError.
 
@@ -105,8 +115,9 @@ def load_yaml(path: str | Path, max_bytes: int = MAX_YAML_BYTES) -> Any:
 
 def parse_yaml(text: str, path: str | Path) -> Any:
     """YAML text -> data, with the alias, nesting and duplicate-key limits; errors name path."""
-    loader = _loader_for(text)
+    loader = None
     try:
+        loader = _loader_for(text)  # the reader refuses NUL and other bytes here
         node = loader.get_single_node()
         if node is None:
             raise InputError(path, "", "the file is empty", "write the document")
@@ -133,7 +144,8 @@ def parse_yaml(text: str, path: str | Path) -> Any:
         )
         raise InputError(path, "", problem, "write plain, short values") from exc
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if expanded > MAX_YAML_NODES:
         raise InputError(
             path,
