@@ -27,16 +27,65 @@ CONFIGS = [ROOT / "config" / "config.yaml", ROOT / "config" / "smoke.yaml"]
 CASES = 1500  # per test; about 10 s each on one core
 
 HOSTILE_VALUES: list[Any] = [
-    float("nan"), float("inf"), -float("inf"), 0, -1, 1, 10**30, 2**63, 224.0, 1.5, 1e308,
-    -0.0, "", "x\n", "a\x00b", "../x", "/dev/zero", "os:system", "torch:os.system",
-    "reproscope.envs:build_env", "https://u:p@example.com/x", "file:///dev/zero", "(", "()",
-    "^(a)(b)$", [], {}, None, True, "a" * 300, [1, 2, 3], [224.0, 224], {"x": 1},
-    {"evil": {"overrides": {"architecture.entry_point": "os:system"}}}, ["no-such-model"],
+    float("nan"),
+    float("inf"),
+    -float("inf"),
+    0,
+    -1,
+    1,
+    10**30,
+    2**63,
+    224.0,
+    1.5,
+    1e308,
+    -0.0,
+    "",
+    "x\n",
+    "a\x00b",
+    "../x",
+    "/dev/zero",
+    "os:system",
+    "torch:os.system",
+    "reproscope.envs:build_env",
+    "https://u:p@example.com/x",
+    "file:///dev/zero",
+    "(",
+    "()",
+    "^(a)(b)$",
+    [],
+    {},
+    None,
+    True,
+    "a" * 300,
+    [1, 2, 3],
+    [224.0, 224],
+    {"x": 1},
+    {"evil": {"overrides": {"architecture.entry_point": "os:system"}}},
+    ["no-such-model"],
 ]
 TEXT_INSERTS = [
-    "\x00", "\xff", "\t", "&a ", "*a", "*zz", "!!python/name:os.system ", "? ", ": ",
-    "__use_yte__: true\n", "[" * 50, "{", "- ", "'", '"', "\n  ", "1: x\n", "!!binary ",
-    "2001-12-14t21:59:43.10-05:00", ".nan", "<<: *a\n", "9" * 5000,
+    "\x00",
+    "\xff",
+    "\t",
+    "&a ",
+    "*a",
+    "*zz",
+    "!!python/name:os.system ",
+    "? ",
+    ": ",
+    "__use_yte__: true\n",
+    "[" * 50,
+    "{",
+    "- ",
+    "'",
+    '"',
+    "\n  ",
+    "1: x\n",
+    "!!binary ",
+    "2001-12-14t21:59:43.10-05:00",
+    ".nan",
+    "<<: *a\n",
+    "9" * 5000,
 ]
 
 
@@ -100,15 +149,20 @@ def write(path: Path, data: Any, rng: random.Random) -> None:
         path.write_bytes(mutate_text(path.read_text(), rng))
 
 
-def own_error_only(call: Any) -> str:
-    """'ok' or 'error'; any other exception fails the test with the call's input."""
+def own_error_only(load: Any, path: Path) -> str:
+    """'ok' or 'error'; any other exception propagates (the caller reports the input)."""
     try:
-        call()
+        load(path)
     except (InputError, InputErrors) as exc:
         errors = exc.errors if isinstance(exc, InputErrors) else [exc]
         assert errors and all(e.file and e.field and e.fix for e in errors), str(exc)
         return "error"
     return "ok"
+
+
+def load_config_and_study(path: Path) -> None:
+    check_config_file(path)
+    load_study(load_yaml(path), str(path))
 
 
 def test_mutated_manifests(tmp_path: Path) -> None:
@@ -122,7 +176,7 @@ def test_mutated_manifests(tmp_path: Path) -> None:
         path.write_text(source.read_text())
         write(path, mutate_data(data, rng), rng)
         try:
-            outcomes[own_error_only(lambda: load_manifest(path))] += 1
+            outcomes[own_error_only(load_manifest, path)] += 1
         except AssertionError:
             raise
         except Exception as exc:
@@ -152,13 +206,8 @@ def test_mutated_configs_and_studies(tmp_path: Path, monkeypatch: pytest.MonkeyP
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         if rng.random() < 0.3:
             path.write_bytes(mutate_text(path.read_text(), rng))
-
-        def load() -> None:
-            check_config_file(path)
-            load_study(load_yaml(path), str(path))
-
         try:
-            outcomes[own_error_only(load)] += 1
+            outcomes[own_error_only(load_config_and_study, path)] += 1
         except AssertionError:
             raise
         except Exception as exc:

@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -150,9 +149,7 @@ def test_every_configfile_and_config_value_is_checked(tmp_path: Path) -> None:
     nested = "[" + ",".join(["&a [x,x,x,x,x,x,x,x,x]"] + ["*a"] * 8) + "]"
     bomb_value = "x=" + "[" * 3000 + "]" * 3000
     with pytest.raises(InputErrors) as info:
-        check_snakemake_args(
-            ["--configfiles", str(bomb), str(good), str(yte), "-C", bomb_value]
-        )
+        check_snakemake_args(["--configfiles", str(bomb), str(good), str(yte), "-C", bomb_value])
     named = {(Path(e.file).name, e.field) for e in info.value.errors}
     assert named == {
         ("alias-bomb.yaml", DOC),
@@ -301,7 +298,8 @@ def hostile_study(tmp_path: Path, marker: Path, where: str) -> Path:
     else:
         config = yaml.safe_load(config_path.read_text())
         overrides = {f"architecture.{k}": v for k, v in hostile.items()}
-        config["ablations"] = {"model": "tiny-pytorch", "variants": {"evil": {"overrides": overrides}}}
+        variants = {"evil": {"overrides": overrides}}
+        config["ablations"] = {"model": "tiny-pytorch", "variants": variants}
         config_path.write_text(yaml.safe_dump(config))
     return root
 
