@@ -332,3 +332,30 @@ def test_fetch_log_is_redacted(tmp_path: Path) -> None:
     """The rule script's log line goes through redact_url (scripts/fetch_model.py)."""
     script = (REPO / "scripts" / "fetch_model.py").read_text()
     assert "source['url']" not in script.replace("redact_url(source['url'])", "")
+
+
+# ---- unsafe pickles: only with the study's consent, marked through conversions
+
+
+def test_consented_unsafe_pickle_loads_and_is_marked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reproscope.study import load_study
+    from reproscope.yamlio import load_yaml
+
+    root = tmp_path / "tiny"
+    config_path = tinystudy.build(root)
+    path = root / "manifests" / "tiny-pytorch.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["source"]["unsafe_pickle"] = True
+    path.write_text(yaml.safe_dump(data))
+    monkeypatch.chdir(root)
+    with pytest.raises(InputErrors) as info:
+        load_study(load_yaml(config_path), str(config_path))
+    check(info.value, path.name, "source.unsafe_pickle")
+    config = yaml.safe_load(config_path.read_text())
+    config["allow_unsafe_pickle"] = ["tiny-pytorch"]
+    config_path.write_text(yaml.safe_dump(config))
+    study = load_study(load_yaml(config_path), str(config_path))
+    # the ONNX export was converted from the pickle: its results are marked too
+    assert study.unsafe_pickle("tiny-pytorch") and study.unsafe_pickle("tiny-onnx")
