@@ -12,7 +12,9 @@ from reproscope.errors import InputError, InputErrors
 # Every config file Snakemake was given, re-read as data before anything from it is used
 # (and config/config.yaml before the configfile directive below reads it).
 try:
-    check_workflow_configs(workflow.overwrite_configfiles, workflow.config_settings.config)
+    check_workflow_configs(
+        workflow.overwrite_configfiles, workflow.config_settings.config
+    )
 except (InputError, InputErrors) as exc:
     raise WorkflowError(f"reproscope: the study cannot start:\n{exc}") from None
 
