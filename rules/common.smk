@@ -15,7 +15,6 @@ from reproscope.errors import InputError, InputErrors
 from reproscope.fingerprint import gpus
 from reproscope.preprocess import spec_of
 from reproscope.study import load_study
-from reproscope.yamlio import load_yaml
 
 
 def _config_label():
@@ -24,7 +23,6 @@ def _config_label():
 
 
 try:
-    load_yaml(_config_label())  # the same size, encoding and alias limits as manifests
     study = load_study(config, _config_label(), gpu_present=bool(gpus()))
 except (InputError, InputErrors) as exc:
     raise WorkflowError(f"reproscope: the study cannot start:\n{exc}") from None

@@ -154,8 +154,8 @@ def inference_job(
         artifact=artifact_of(study, m.name),
         inputs=preprocessed_of(study, m.name),
         env_lock=layout.env_lock(env),
-        architecture=m.data.get("architecture"),
-        unsafe_pickle=bool(m.source.get("unsafe_pickle", False)),
+        architecture=study.architecture_job(m.name, env),
+        unsafe_pickle=study.unsafe_pickle(m.name),
         top_k=m.outputs["top_k"],
     )
     where = (system, manifest, env, device)
@@ -205,7 +205,7 @@ def conversion_job(study: Study, name: str) -> ConversionJob:
         opset=derived.get("opset", 17),
         source=artifact_of(study, source.name),
         output=artifact_of(study, name),
-        architecture=source.data.get("architecture"),
+        architecture=study.architecture_job(source.name, study.converter_env_of(name)),
         unsafe_pickle=bool(source.source.get("unsafe_pickle", False)),
         input_size=m.inputs["size"],
     )
@@ -219,11 +219,20 @@ MODE_SETTINGS = {
 
 def manifest_parts(study: Study, name: str) -> dict[str, Any]:
     """What a manifest gives its inference jobs: a job's fields less those of the job
-    table's row (system, env, device, scenario, batch size, repeat) and study settings."""
-    job = inference_job(study, "accuracy", "", name, "", "").to_dict()
-    for key in ("mode", "system", "env", "device", "env_lock", "threads", "batch_size"):
-        job.pop(key, None)
-    return {k: v for k, v in job.items() if not k.endswith("_out")}
+    table's row (system, env, device, scenario, batch size, repeat), of the environment
+    and of the study settings."""
+    m = study.manifest(name)
+    return {
+        "framework": m.framework,
+        "manifest": m.name,
+        "model": m.model,
+        "artifact": artifact_of(study, name),
+        "inputs": preprocessed_of(study, name),
+        # The environment's part of a job's architecture (its packages) follows its lock.
+        "architecture": m.data.get("architecture"),
+        "unsafe_pickle": study.unsafe_pickle(name),
+        "top_k": m.outputs["top_k"],
+    }
 
 
 def mode_settings(study: Study, mode: str) -> dict[str, Any]:
