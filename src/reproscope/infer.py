@@ -23,6 +23,7 @@ from reproscope.cache import Cache, NpyWriter
 from reproscope.fetch import sha256_file
 from reproscope.fingerprint import system_fingerprint
 from reproscope.flops import peak_gflops
+from reproscope.jobs import InferenceJob
 from reproscope.resources import GpuSampler
 from reproscope.scenarios import (
     StopRule,
@@ -265,7 +266,7 @@ def main(argv: list[str]) -> int:
         print("usage: python -m reproscope.infer JOB.json|'{...}'", file=sys.stderr)
         return 2
     text = argv[1] if argv[1].lstrip().startswith("{") else Path(argv[1]).read_text()
-    job = json.loads(text)
+    job = InferenceJob.from_json(text).to_dict()
     if "batch_sizes" in job:
         run_group(job)
         return 0

@@ -7,21 +7,21 @@ keras-efficientnet-lite (PyTorch state_dict -> a .keras file of built-in layers)
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
 from typing import Any
+
+from reproscope.jobs import ConversionJob
 
 
 def onnx_export(job: dict[str, Any], out: Path) -> None:
     import torch
 
     from reproscope.convert.torch_export import export_onnx
-    from reproscope.runners.base import resolve_entry_point
+    from reproscope.entrypoints import build_architecture
 
-    arch = job["architecture"]
-    model = resolve_entry_point(arch["entry_point"])(*arch["args"], **arch["kwargs"])
+    model = build_architecture(job["architecture"])
     state = torch.load(job["source"], map_location="cpu", weights_only=not job["unsafe_pickle"])
     model.load_state_dict(state, strict=True)
     height, width = job["input_size"]
@@ -43,7 +43,7 @@ CONVERTERS = {"onnx-export": onnx_export, "keras-efficientnet-lite": keras_port}
 
 
 def main(argv: list[str]) -> int:
-    job = json.loads(argv[1])
+    job = ConversionJob.from_json(argv[1]).to_dict()
     out = Path(job["output"])
     tmp = out.with_name(f".tmp-{out.name}")  # keeps the suffix Keras insists on
     try:
