@@ -157,7 +157,9 @@ def accuracy_job(index: dict, model: Path, work: Path) -> tuple[np.ndarray, dict
 
     spec = spec_of(yaml.safe_load(MANIFEST.read_text())["inputs"])
     paths = [Path(index["root"]) / f for f in index["files"]]
-    build_cache(paths, spec, work / "cache", workers=2, chunk_images=16)
+    # one process: this test process runs OpenCV and PyTorch thread pools, which a fork
+    # must not copy (the preprocess rule's process forks before using either)
+    build_cache(paths, spec, work / "cache", workers=1, chunk_images=16)
     (work / "lock").write_text("test")
     job = {
         "mode": "accuracy",

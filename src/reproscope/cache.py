@@ -45,8 +45,7 @@ def write_cache(
     """make(item) -> uint8 array of `shape` for every item, in order, written in chunks.
 
     With workers > 1 the items are made in worker processes (decoding and resizing hold
-    the GIL for part of their time, so threads do not scale); make must be picklable
-    by reference (a module-level function or a functools.partial of one).
+    the GIL for part of their time, so threads do not scale); make must be picklable.
     """
     shutil.rmtree(chunks_dir, ignore_errors=True)
     chunks_dir.mkdir(parents=True)
@@ -55,12 +54,11 @@ def write_cache(
     chunks = []
     pool = None
     if workers > 1:
-        # forkserver: workers fork from a fresh process, not from this one, whose thread
-        # pools (OpenCV's, a framework's) a fork could copy in a locked state; preloading
-        # only the package keeps it from re-running a Snakemake script as __main__.
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload([make_module(make)])
-        pool = context.Pool(workers, initializer=_single_threaded)
+        # fork: a Snakemake script is no importable __main__, so spawn and forkserver
+        # cannot start workers there. The caller must not have started thread pools
+        # (OpenCV's, a framework's) a fork could copy in a locked state; the preprocess
+        # rule's process has none.
+        pool = multiprocessing.get_context("fork").Pool(workers, initializer=_single_threaded)
     try:
         for first in range(0, len(items), chunk_images):
             part = items[first : first + chunk_images]
@@ -103,11 +101,6 @@ def write_cache(
     tmp.write_text(json.dumps(index, indent=1))
     os.replace(tmp, index_path)
     return index
-
-
-def make_module(make: Callable[[Any], np.ndarray]) -> str:
-    func = getattr(make, "func", make)  # a functools.partial's function
-    return getattr(func, "__module__", None) or __name__
 
 
 class _Timed:
