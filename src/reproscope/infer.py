@@ -152,7 +152,8 @@ def provenance(job: dict[str, Any]) -> dict[str, Any]:
         "fingerprint": fingerprint,
         "artifact_sha256": sha256_file(job["artifact"]),
         "inputs_sha256": sha256_file(job["inputs"]),
-        "env_lock_sha256": sha256_file(job["env_lock"]),
+        # The environment's identity: the sha256 of its committed lock (envs/<env>.lock.txt).
+        "env_lock_sha256": json.loads(Path(job["env_lock"]).read_text())["lock_sha256"],
     }
 
 
