@@ -22,6 +22,9 @@ LINE = re.compile(
 SOURCE = re.compile(r"^# source: (?P<path>\S+) sha256=(?P<sha>[0-9a-f]{64})$")
 TARGET = re.compile(r"^# target: (?P<target>.+)$")
 LOCK_COMMAND = "python -m reproscope.lock"
+# What a fresh environment holds besides its lock: the installer (conda's python brings
+# setuptools and wheel) and, in .venv, this project itself.
+INSTALLERS = frozenset({"pip", "setuptools", "wheel", "reproscope"})
 
 
 class LockError(ValueError):
@@ -173,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     lock = read_lock(args[1])
     try:
         check_usable(lock)
-        verify(lock, args[2] if len(args) == 3 else sys.executable, frozenset({"pip"}))
+        verify(lock, args[2] if len(args) == 3 else sys.executable, INSTALLERS)
     except LockError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
