@@ -43,7 +43,10 @@ def tiny_locked(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny environment file with the lock that `python -m reproscope.lock` writes."""
     root = tmp_path_factory.mktemp("tiny")
     path = _tiny_env(root)
-    assert lock_command.main(["--envs", str(path.parent), "--pyproject", str(REPO / "pyproject.toml")]) == 0
+    assert (
+        lock_command.main(["--envs", str(path.parent), "--pyproject", str(REPO / "pyproject.toml")])
+        == 0
+    )
     return path
 
 
@@ -95,7 +98,9 @@ def test_stale_or_foreign_lock_is_refused(tmp_path: Path) -> None:
     lock_path(path).write_text(render(packages, {"tiny.yaml": "b" * 64}, current_target()))
     with pytest.raises(LockError, match=r"tiny\.yaml changed .*`python -m reproscope\.lock tiny`"):
         check_usable(read_lock(lock_path(path)))
-    lock_path(path).write_text(render(packages, {"tiny.yaml": sha256_of(path)}, "win32-arm64 cpython-3.9"))
+    lock_path(path).write_text(
+        render(packages, {"tiny.yaml": sha256_of(path)}, "win32-arm64 cpython-3.9")
+    )
     with pytest.raises(LockError, match="locked for win32-arm64 cpython-3.9"):
         check_usable(read_lock(lock_path(path)))
     lock_path(path).write_text("six>=1\n")
@@ -121,7 +126,9 @@ def test_host_is_the_interpreter_identified_by_its_lock() -> None:
     env = read_env_file(HOST, REPO / "envs" / "host.yaml")
     log = io.StringIO()
     rec = record(env, build(env, Path("unused"), log))
-    assert rec["method"] == "host" and rec["lock_sha256"] == sha256_of(REPO / "envs" / "host.lock.txt")
+    assert rec["method"] == "host" and rec["lock_sha256"] == sha256_of(
+        REPO / "envs" / "host.lock.txt"
+    )
     assert rec["python_version"] == sys.version.split()[0]
     assert isinstance(rec["host_differs"], list)
     assert json.loads(json.dumps(rec)) == rec

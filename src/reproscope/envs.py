@@ -87,7 +87,9 @@ def _run(cmd: list[str], log: Any) -> None:
     done.check_returncode()
 
 
-_MISMATCH = re.compile(r"^\s+(\S+==\S+) from \S+.*:\n\s+Expected sha256 (\w+)\n\s+Got\s+(\w+)", re.M)
+_MISMATCH = re.compile(
+    r"^\s+(\S+==\S+) from \S+.*:\n\s+Expected sha256 (\w+)\n\s+Got\s+(\w+)", re.M
+)
 
 
 def _install_failure(lock: Lock, output: str) -> str:

@@ -76,9 +76,10 @@ def resolve(requirements: list[str]) -> dict[str, tuple[str, str]]:
             continue
         info = item["download_info"]
         archive = info.get("archive_info", {})
-        sha = archive.get("hashes", {}).get("sha256") or archive.get("hash", "").partition(
-            "sha256="
-        )[2]
+        sha = (
+            archive.get("hashes", {}).get("sha256")
+            or archive.get("hash", "").partition("sha256=")[2]
+        )
         url = urlparse(info["url"])
         if not sha and url.scheme == "file" and Path(unquote(url.path)).is_file():
             sha = sha256_of(Path(unquote(url.path)))
@@ -128,7 +129,9 @@ def write_post_deploy(env: EnvFile) -> Path:
 
 
 def conda_subdir(tool: str) -> str:
-    info = json.loads(subprocess.run([tool, "info", "--json"], check=True, capture_output=True).stdout)
+    info = json.loads(
+        subprocess.run([tool, "info", "--json"], check=True, capture_output=True).stdout
+    )
     return str(info["platform"])
 
 
@@ -166,7 +169,11 @@ def check(env: EnvFile, pyproject: Path) -> list[str]:
     for name, path in sources_of(env, pyproject).items():
         if lock.sources.get(name) != sha256_of(path):
             problems.append(f"{lock.path}: {path} changed since the lock was written")
-    missing = [f"{d}=={v}" for d, v in env.pins.items() if lock.packages.get(d, ("",))[0].split("+")[0] != v]
+    missing = [
+        f"{d}=={v}"
+        for d, v in env.pins.items()
+        if lock.packages.get(d, ("",))[0].split("+")[0] != v
+    ]
     if missing:
         problems.append(f"{lock.path}: does not lock {', '.join(missing)}")
     return problems

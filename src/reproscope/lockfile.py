@@ -62,12 +62,12 @@ def lock_path(env_file: Path) -> Path:
 
 def current_target() -> str:
     """The platform and Python a lock is valid for (wheels are chosen for it)."""
-    return f"{sys.platform}-{platform.machine()} cpython-{sys.version_info[0]}.{sys.version_info[1]}"
+    return (
+        f"{sys.platform}-{platform.machine()} cpython-{sys.version_info[0]}.{sys.version_info[1]}"
+    )
 
 
-def render(
-    packages: dict[str, tuple[str, str]], sources: dict[str, str], target: str
-) -> str:
+def render(packages: dict[str, tuple[str, str]], sources: dict[str, str], target: str) -> str:
     lines = [HEADER]
     lines += [f"# source: {name} sha256={sha}" for name, sha in sorted(sources.items())]
     lines.append(f"# target: {target}")
@@ -103,7 +103,9 @@ def read_lock(path: str | Path) -> Lock:
             )
         packages[normalise(m["name"])] = (m["version"], m["sha"])
     if not packages or not target:
-        raise LockError(f"{path}: no packages or no '# target:' line; regenerate it with `{LOCK_COMMAND}`")
+        raise LockError(
+            f"{path}: no packages or no '# target:' line; regenerate it with `{LOCK_COMMAND}`"
+        )
     return Lock(path=path, packages=packages, sources=sources, target=target)
 
 
