@@ -13,7 +13,6 @@ Exits 1 when any pair differs.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import io
 import subprocess
 import sys

@@ -116,9 +116,9 @@ def write_post_deploy(env: EnvFile) -> Path:
     out.write_text(
         "#!/usr/bin/env bash\n"
         f"# Written by `{LOCK_COMMAND}`. Snakemake's conda deployment runs this inside the\n"
-        f"# environment it built from {env.path.stem}.<platform>.pin.txt (conda packages), from the\n"
-        "# workflow's directory: the pip packages come from the lock alone, then the installed\n"
-        "# set is compared with the lock.\n"
+        f"# environment it built from {env.path.stem}.<platform>.pin.txt (conda packages),\n"
+        "# from the workflow's directory: the pip packages come from the lock alone, then the\n"
+        "# installed set is compared with the lock.\n"
         f"# lock sha256={sha256_of(lock)}\n"
         "set -euo pipefail\n"
         "python -m pip install --no-input --require-hashes --no-deps -r "

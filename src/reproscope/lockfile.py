@@ -114,9 +114,10 @@ def check_usable(lock: Lock) -> None:
     for name, sha in lock.sources.items():
         source = lock.path.parent / name
         if source.is_file() and sha256_of(source) != sha:
+            env_name = lock.path.name.removesuffix(".lock.txt")
             raise LockError(
                 f"{lock.path}: {source} changed since the lock was written; "
-                f"regenerate the lock with `{LOCK_COMMAND} {lock.path.name.removesuffix('.lock.txt')}`"
+                f"regenerate the lock with `{LOCK_COMMAND} {env_name}`"
             )
     if lock.target != current_target():
         raise LockError(
