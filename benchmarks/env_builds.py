@@ -4,7 +4,8 @@ Builds every named environment (default: both ONNX Runtime environments and torc
 each time in a fresh temporary directory, with the same code as the build_env rule
 (reproscope.envs.build), and prints per environment: the identity (lock_sha256) each build
 records, whether the two installed sets (name==version) are identical, a digest of every
-installed distribution's RECORD (its files and their hashes), and each build's wall time.
+installed file under site-packages with its hash (from the RECORDs), and each build's wall
+time.
 Exits 1 when any pair differs.
 
     python benchmarks/env_builds.py [ENV ...]
@@ -28,17 +29,24 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT = ["onnxruntime-1.30", "onnxruntime-1.23", "torch-2.13"]
 _RECORDS = (
     "import hashlib, sys; from importlib import metadata\n"
-    "h = hashlib.sha256()\n"
+    "h, n = hashlib.sha256(), 0\n"
     "for d in sorted(metadata.distributions(), key=lambda d: d.metadata['Name'].lower()):\n"
-    "    h.update(d.metadata['Name'].lower().encode() + d.read_text('RECORD').encode())\n"
-    "print(h.hexdigest())"
+    "    for line in d.read_text('RECORD').splitlines():\n"
+    "        if not line.startswith('../'):\n"
+    "            h.update(line.encode() + b'\\n'); n += 1\n"
+    "print(h.hexdigest(), n)"
 )
 
 
-def records_digest(python: str) -> str:
-    """RECORD lists each installed file with its hash (paths are relative to site-packages)."""
+def records_digest(python: str) -> tuple[str, int]:
+    """A digest of every installed file under site-packages, with its hash, from the RECORDs.
+
+    Launcher scripts in bin/ (RECORD paths starting '../') are left out: their shebang names
+    the prefix, so they differ between two directories by construction.
+    """
     out = subprocess.run([python, "-I", "-c", _RECORDS], check=True, capture_output=True, text=True)
-    return out.stdout.strip()
+    digest, count = out.stdout.split()
+    return digest, int(count)
 
 
 def build_once(name: str, root: Path) -> dict:
@@ -60,7 +68,7 @@ def main() -> int:
     args = parser.parse_args()
     failed = False
     print(
-        "env                lock_sha256   same_lock same_set same_files  n_pkgs  build1_s build2_s"
+        "env                lock_sha256   same_lock same_set same_files  n_pkgs n_files  build1_s build2_s"
     )
     for name in args.envs:
         runs = []
@@ -76,7 +84,8 @@ def main() -> int:
         failed |= not all(same)
         print(
             f"{name:<18} {a['lock_sha256'][:12]}  {same[0]!s:<9} {same[1]!s:<8} {same[2]!s:<10}"
-            f"  {len(a['installed']):>6}  {a['seconds']:>8.1f} {b['seconds']:>8.1f}"
+            f"  {len(a['installed']):>6} {a['records'][1]:>7}  {a['seconds']:>8.1f}"
+            f" {b['seconds']:>8.1f}"
         )
     return 1 if failed else 0
 
