@@ -67,9 +67,8 @@ def main() -> int:
     parser.add_argument("envs", nargs="*", default=DEFAULT)
     args = parser.parse_args()
     failed = False
-    print(
-        "env                lock_sha256   same_lock same_set same_files  n_pkgs n_files  build1_s build2_s"
-    )
+    columns = "same_lock same_set same_files  n_pkgs n_files  build1_s build2_s"
+    print(f"{'env':<18} {'lock_sha256':<12}  {columns}")
     for name in args.envs:
         runs = []
         for _ in range(2):
