@@ -149,14 +149,22 @@ def write_pin(env: EnvFile, tool: str) -> Path:
             + conda_deps,
             check=True,
         )
-        listing = subprocess.run(
-            [tool, "list", "-p", prefix, "--explicit", "--sha256"],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
+        listing = _explicit_list(tool, prefix)
     out.write_text(listing)
     return out
+
+
+def _explicit_list(tool: str, prefix: str) -> str:
+    """conda's explicit list with sha256 (conda >= 24); md5 where the tool has no --sha256."""
+    for digest in ("--sha256", "--md5"):
+        done = subprocess.run(
+            [tool, "list", "-p", prefix, "--explicit", digest], capture_output=True, text=True
+        )
+        if done.returncode == 0:
+            if digest != "--sha256":
+                print(f"warning: {tool} list has no --sha256: md5 in the pin", file=sys.stderr)
+            return done.stdout
+    raise LockError(f"`{tool} list --explicit` failed: {done.stderr.strip()}")
 
 
 def check(env: EnvFile, pyproject: Path) -> list[str]:
