@@ -1,20 +1,16 @@
-from snakemake.settings.types import DeploymentMethod
-
 from reproscope.lockfile import lock_path
 
-# One mechanism per run: Snakemake's conda (`--sdm conda`, pin files + post-deploy scripts)
-# builds the environments, or, without it, build_env makes a virtualenv from the lock.
-ENV_MECHANISM = (
-    "conda"
-    if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
-    else "venv"
-)
+# One mechanism per run (USE_CONDA, rules/common.smk): Snakemake's conda builds the
+# environments from the pin files and post-deploy scripts, or build_env makes a virtualenv
+# from the lock.
+ENV_MECHANISM = "conda" if USE_CONDA else "venv"
 
 
 rule build_env:
     input:
         env=lambda wc: config["environments"][wc.env],
         lock=lambda wc: str(lock_path(Path(config["environments"][wc.env]))),
+        code=code_stamp("build_env", script="build_env.py"),
     output:
         f"{RESULTS}/envs/{{env}}/lock.json",
     log:

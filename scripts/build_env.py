@@ -1,7 +1,11 @@
 """Rule build_env: build an environment from its committed lock; record the lock's identity."""
 
 import json
+import sys
 from pathlib import Path
+
+# This checkout's package, whatever reproscope the interpreter has installed.
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
 
 from reproscope.envfile import read_env_file
 from reproscope.envs import build, record

@@ -126,6 +126,13 @@ def check_usable(lock: Lock) -> None:
         )
 
 
+def env_identity(lock_json: str | Path) -> str | None:
+    """An environment's identity, from the results/envs/<env>/lock.json its build wrote:
+    the sha256 of the committed lock it was built from (None when not built)."""
+    path = Path(lock_json)
+    return json.loads(path.read_text())["lock_sha256"] if path.is_file() else None
+
+
 _LIST = (
     "import json, sys; from importlib import metadata; "
     "print(json.dumps({'python': sys.version.split()[0], 'packages': "
