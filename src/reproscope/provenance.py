@@ -17,6 +17,7 @@ from reproscope import jobs
 from reproscope.cache import Cache
 from reproscope.errors import InputError, InputErrors
 from reproscope.fetch import sha256_file
+from reproscope.lockfile import env_identity
 
 if TYPE_CHECKING:
     from reproscope.study import Study
@@ -24,21 +25,25 @@ if TYPE_CHECKING:
 
 class _Hashes:
     """sha256 of the current files, each read once; an input cache's is the digest of the
-    chunk digests its preprocess job recorded (Cache.content_sha256)."""
+    chunk digests its preprocess job recorded (Cache.content_sha256), an environment's
+    comes from the lock.json its build wrote."""
 
     def __init__(self) -> None:
         self._known: dict[str, str | None] = {}
 
-    def __call__(self, path: str, tensor: bool = False) -> str | None:
+    def __call__(self, path: str, kind: str) -> str | None:
         if path not in self._known:
-            self._known[path] = self._compute(path, tensor)
+            self._known[path] = self._compute(path, kind)
         return self._known[path]
 
     @staticmethod
-    def _compute(path: str, tensor: bool) -> str | None:
+    def _compute(path: str, kind: str) -> str | None:
+        if kind == "env_lock":
+            # An environment's identity is its committed lock's sha256, which lock.json records.
+            return env_identity(path)
         if not Path(path).is_file():
             return None
-        if tensor:  # a geometric cache: the digest of its chunks' digests
+        if kind == "inputs":  # a geometric cache: the digest of its chunks' digests
             return Cache(path).content_sha256()
         return sha256_file(path)
 
@@ -70,7 +75,7 @@ def stale_reasons(
         ]
     errors = []
     for key, recorded_key in HASHED:
-        current = hashes(job[key], tensor=key == "inputs")
+        current = hashes(job[key], key)
         if record.get(recorded_key) != current:
             errors.append(
                 InputError(
