@@ -121,7 +121,7 @@ def main() -> None:
         cache_chunks=len(job["chunks"]),
     )
     model = make_artifact("onnxruntime", work)
-    (work / "lock").write_text("benchmark: the current interpreter\n")
+    (work / "lock").write_text('{"lock_sha256": "benchmark: the current interpreter"}')
     record_path = work / "accuracy.json"
     accuracy = {
         "mode": "accuracy",

@@ -160,7 +160,7 @@ def accuracy_job(index: dict, model: Path, work: Path) -> tuple[np.ndarray, dict
     # one process: this test process runs OpenCV and PyTorch thread pools, which a fork
     # must not copy (the preprocess rule's process forks before using either)
     build_cache(paths, spec, work / "cache", workers=1, chunk_images=16)
-    (work / "lock").write_text("test")
+    (work / "lock").write_text('{"lock_sha256": "test: the current interpreter"}')
     job = {
         "mode": "accuracy",
         "framework": "onnxruntime",
