@@ -22,13 +22,15 @@ import numpy as np
 from reproscope.fetch import sha256_file
 from reproscope.fingerprint import system_fingerprint
 from reproscope.flops import peak_gflops
-from reproscope.resources import GpuSampler
-from reproscope.scenarios import (
-    StopRule,
-    find_max_server_rate,
-    run_offline,
-    run_single_stream,
+from reproscope.loadgen_harness import (
+    MULTI_STREAM_SAMPLES,
+    SampleLibrary,
+    ServerPolicy,
+    find_peak_server_rate,
+    run_loadgen,
 )
+from reproscope.resources import GpuSampler
+from reproscope.scenarios import StopRule, run_fixed_batch
 from reproscope.stats import summarize
 
 FRAMEWORK_PACKAGES = {
@@ -62,43 +64,24 @@ def _issue(runner: Any, batch: np.ndarray) -> Any:
     return lambda _n: runner.run(batch)
 
 
-def run_scenario(runner: Any, inputs: np.ndarray, job: dict[str, Any]) -> dict[str, Any]:
-    """One MLPerf-style scenario; returns its statistics and throughput."""
-    timing, scenario = job["timing"], job["scenario"]
-    rule = StopRule(timing["min_duration_s"], timing["min_queries"], timing["max_duration_s"])
+def stop_rule(timing: dict[str, Any]) -> StopRule:
+    return StopRule(
+        timing["min_duration_s"],
+        timing["min_queries"],
+        timing["max_duration_s"],
+        timing.get("target_ci_rel"),
+    )
+
+
+def fixed_batch(runner: Any, inputs: np.ndarray, job: dict[str, Any]) -> dict[str, Any]:
+    """FixedBatch: one batch of N at a time, closed loop; per-batch latency statistics."""
+    timing = job["timing"]
     batch = batch_of(inputs, job["batch_size"])
-    extra: dict[str, Any] = {}
-    if scenario == "Offline":
-        result = run_offline(_issue(runner, batch), job["batch_size"], timing["warmup"], rule)
-    elif scenario == "SingleStream":
-        result = run_single_stream(_issue(runner, batch), timing["warmup"], rule)
-    else:
-        server = job["server"]
-        rate, trials = find_max_server_rate(
-            _issue(runner, batch),
-            server["latency_bound_ms"],
-            timing["warmup"],
-            rule,
-            seed=server.get("seed", 0),
-            low_qps=server["low_qps"],
-            high_qps=server["high_qps"],
-            iterations=server["iterations"],
-        )
-        passing = [t for t in trials if t.target_qps == rate] or trials[-1:]
-        result = passing[-1]
-        extra = {
-            "server_max_qps": rate,
-            "latency_bound_ms": server["latency_bound_ms"],
-            "server_trials": [
-                {"target_qps": t.target_qps, "p99_ms": summarize(t.latencies_ms)["p99_ms"]}
-                for t in trials
-            ],
-        }
+    result = run_fixed_batch(
+        _issue(runner, batch), job["batch_size"], timing["warmup"], stop_rule(timing)
+    )
     return {
         **summarize(result.latencies_ms),
-        **extra,
-        "scenario": scenario,
-        "batch_size": job["batch_size"],
         "n_iterations": result.n_queries,
         "throughput_ips": result.throughput_sps,
         "duration_s": result.duration_s,
@@ -107,6 +90,98 @@ def run_scenario(runner: Any, inputs: np.ndarray, job: dict[str, Any]) -> dict[s
         "warmup_s": result.warmup_s,
         "latencies_ms": [round(x, 6) for x in result.latencies_ms],
     }
+
+
+def _expected_ms(runner: Any, inputs: np.ndarray, batch_size: int, warmup: int) -> float:
+    """Median latency of a few untimed batches: LoadGen's expected latency/QPS hints."""
+    batch = batch_of(inputs, batch_size)
+    times = []
+    for _ in range(max(3, warmup)):
+        start = time.perf_counter_ns()
+        runner.run(batch)
+        times.append((time.perf_counter_ns() - start) / 1e6)
+    return float(np.median(times))
+
+
+def loadgen_scenario(runner: Any, inputs: np.ndarray, job: dict[str, Any]) -> dict[str, Any]:
+    """SingleStream, MultiStream, Server or Offline, driven by MLPerf LoadGen; its logs go to
+    job['loadgen_dir']."""
+    import mlperf_loadgen as lg
+
+    timing, scenario = job["timing"], job["scenario"]
+    log_dir = Path(job["loadgen_dir"])
+    library = SampleLibrary(inputs)
+    per_query = {"MultiStream": MULTI_STREAM_SAMPLES, "Offline": job["batch_size"]}
+    samples = per_query.get(scenario, 1)
+    expected = _expected_ms(runner, inputs, samples, timing["warmup"])
+    spec = {
+        **{k: timing[k] for k in ("min_duration_s", "max_duration_s", "min_queries")},
+        "expected_latency_ms": expected,
+        "samples_per_query": MULTI_STREAM_SAMPLES,
+        # Offline sizes its one query from this; too low and the query ends before min_duration.
+        "expected_qps": 1.5 * samples * 1e3 / expected,
+        "accuracy": job.get("loadgen_accuracy", False),
+    }
+    if scenario != "Server":
+        result = run_loadgen(lg, runner, library, scenario, spec, log_dir, job["batch_size"])
+    else:
+        server = job["server"]
+        policy = ServerPolicy(
+            server.get("workers", 1), server.get("max_batch", 1), server.get("max_wait_ms", 0.0)
+        )
+        spec["latency_bound_ms"] = server["latency_bound_ms"]
+        spec["latency_percentile"] = server.get("latency_percentile", 0.99)
+
+        def trial(rate: float) -> dict[str, Any]:
+            trial_dir = log_dir / f"qps_{rate:.3f}"
+            return run_loadgen(
+                lg, runner, library, "Server", {**spec, "target_qps": rate}, trial_dir, 1, policy
+            )
+
+        start_qps = 0.5 * policy.workers * 1e3 / expected
+        search = find_peak_server_rate(trial, start_qps, server.get("search_steps", 3))
+        valid = [t for t in search["trials"] if t["target_qps"] == search["peak_qps"]]
+        result = dict(valid[-1] if valid else search["trials"][-1])
+        result.update(
+            server_max_qps=search["peak_qps"],
+            server_bracket_qps=search["bracket"],
+            server_search_reason=search["reason"],
+            latency_bound_ms=server["latency_bound_ms"],
+            server_trials=[
+                {k: t.get(k) for k in ("target_qps", "validity", "p99_ms", "invalid_reason")}
+                for t in search["trials"]
+            ],
+        )
+    n_queries = result["query_count"] or 0
+    duration = (
+        n_queries / result["qps_with_loadgen_overhead"]
+        if result.get("qps_with_loadgen_overhead")
+        else None
+    )
+    throughput = (
+        result.get("samples_per_second")
+        or result.get("completed_samples_per_sec")
+        or (result.get("qps_with_loadgen_overhead") or 0) * samples
+    )
+    return {
+        **result,
+        "loadgen": True,
+        "n_iterations": n_queries,
+        "samples_per_query": samples,
+        "throughput_ips": throughput,
+        "duration_s": duration,
+        "expected_latency_ms": expected,
+        "stopped_by": "loadgen",
+    }
+
+
+def run_scenario(runner: Any, inputs: np.ndarray, job: dict[str, Any]) -> dict[str, Any]:
+    """One timing point: FixedBatch (own closed loop) or an MLPerf scenario (LoadGen)."""
+    if job["scenario"] == "FixedBatch":
+        metrics = fixed_batch(runner, inputs, job)
+    else:
+        metrics = loadgen_scenario(runner, inputs, job)
+    return {**metrics, "scenario": job["scenario"], "batch_size": job["batch_size"]}
 
 
 def breakdown(runner: Any, inputs: np.ndarray, job: dict[str, Any]) -> dict[str, float]:
