@@ -54,6 +54,18 @@ def _round_replicates(rounds: Rounds, n_boot: int, rng: np.random.Generator) -> 
     return out
 
 
+def _medians(replicates: np.ndarray, picks: np.ndarray) -> np.ndarray:
+    """Per bootstrap replicate b: the median over the rounds ``picks[b]`` of their
+    replicate-b figures."""
+    return np.median(replicates[picks, np.arange(len(picks))[:, None]], axis=1)
+
+
+def _interval(boot: np.ndarray, level: float) -> tuple[float, float]:
+    tail = (1.0 - level) / 2.0 * 100.0
+    low, high = np.percentile(boot, [tail, 100.0 - tail])
+    return float(low), float(high)
+
+
 def ratio_ci(
     a: Rounds, b: Rounds, n_boot: int = N_BOOT, seed: int = 0, level: float = 0.95
 ) -> tuple[float, float, float]:
@@ -66,11 +78,23 @@ def ratio_ci(
     rep_a = _round_replicates(a, n_boot, rng)
     rep_b = _round_replicates(b, n_boot, rng)
     picks = rng.integers(0, n, size=(n_boot, n))
-    cols = np.arange(n_boot)[:, None]
-    boot = np.median(rep_b[picks, cols], axis=1) / np.median(rep_a[picks, cols], axis=1)
-    tail = (1.0 - level) / 2.0 * 100.0
-    low, high = np.percentile(boot, [tail, 100.0 - tail])
-    return ratio, float(low), float(high)
+    boot = _medians(rep_b, picks) / _medians(rep_a, picks)
+    return (ratio, *_interval(boot, level))
+
+
+def median_ci(
+    rounds: Rounds, n_boot: int = N_BOOT, seed: int = 0, level: float = 0.95
+) -> tuple[float, float, float]:
+    """``(median, ci_low, ci_high)`` of one configuration's median over rounds, by the same
+    hierarchical bootstrap."""
+    n = len(rounds.values)
+    if n == 0:
+        raise ValueError("median_ci() needs at least one round")
+    rng = np.random.default_rng(seed)
+    replicates = _round_replicates(rounds, n_boot, rng)
+    picks = rng.integers(0, n, size=(n_boot, n))
+    boot = _medians(replicates, picks)
+    return (float(np.median(rounds.values)), *_interval(boot, level))
 
 
 def verdict(

@@ -21,7 +21,6 @@ import numpy as np
 
 from reproscope.fetch import sha256_file
 from reproscope.fingerprint import system_fingerprint
-from reproscope.flops import peak_gflops
 from reproscope.loadgen_harness import (
     MULTI_STREAM_SAMPLES,
     SampleLibrary,
@@ -29,6 +28,8 @@ from reproscope.loadgen_harness import (
     find_peak_server_rate,
     run_loadgen,
 )
+from reproscope.noise import NOISE_THRESHOLD, NoiseMonitor, pin_cpus
+from reproscope.peak import measure_peak_gflops
 from reproscope.resources import GpuSampler
 from reproscope.scenarios import StopRule, run_fixed_batch
 from reproscope.stats import summarize
@@ -204,13 +205,16 @@ def breakdown(runner: Any, inputs: np.ndarray, job: dict[str, Any]) -> dict[str,
 
 def latency_run(runner: Any, inputs: np.ndarray, job: dict[str, Any]) -> dict[str, Any]:
     sampler = GpuSampler() if job["device"] == "cuda" else None
-    if sampler is None:
-        metrics = run_scenario(runner, inputs, job)
-    else:
-        with sampler:
+    with NoiseMonitor(job.get("noise_threshold", NOISE_THRESHOLD)) as noise:
+        if sampler is None:
             metrics = run_scenario(runner, inputs, job)
+        else:
+            with sampler:
+                metrics = run_scenario(runner, inputs, job)
+    metrics["noise"] = noise.summary()
+    if sampler is not None:
         gpu = sampler.summary()
-        images = metrics["n_iterations"] * job["batch_size"]
+        images = metrics["n_iterations"] * metrics.get("samples_per_query", job["batch_size"])
         gpu["energy_per_inference_j"] = (
             sampler.energy_per_inference_j(images) if sampler.available else None
         )
@@ -222,7 +226,9 @@ def latency_run(runner: Any, inputs: np.ndarray, job: dict[str, Any]) -> dict[st
 def provenance(job: dict[str, Any]) -> dict[str, Any]:
     """The system fingerprint and the hashes of what the job read."""
     fingerprint = system_fingerprint(job["threads"], FRAMEWORK_PACKAGES[job["framework"]])
-    fingerprint["peak_gflops"] = peak_gflops()
+    fingerprint["cpu_set"] = (
+        sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    )
     return {
         "fingerprint": fingerprint,
         "artifact_sha256": sha256_file(job["artifact"]),
@@ -248,6 +254,11 @@ def run_job(
             runner.load(Path(job["artifact"]), job)
         record["runner"] = runner.info()
         record["load_s"] = time.perf_counter() - started
+        fingerprint = record["fingerprint"]
+        if job["mode"] == "latency" and "peak_gflops" not in fingerprint:
+            # After load: the runner has set the framework's thread count.
+            peak = measure_peak_gflops(job["framework"])
+            fingerprint.update(peak_gflops=peak["peak_gflops"], peak_method=peak["method"])
         if job["mode"] == "accuracy":
             logits, seconds = accuracy_pass(runner, inputs, job["batch_size"])
             np.save(job["logits_out"], logits)
@@ -274,19 +285,28 @@ def write_record(record: dict[str, Any], out: Path) -> None:
     os.replace(tmp, out)
 
 
+def loadgen_dir(result_out: str) -> str:
+    """Where a point's LoadGen logs go: beside its result, ``<name>_loadgen/``."""
+    out = Path(result_out)
+    return str(out.with_name(out.stem + "_loadgen"))
+
+
 def run_group(job: dict[str, Any]) -> None:
-    """Several batch sizes of one (model, environment, device) in one process: the
+    """Several timing points of one (model, environment, device) in one process: the
     framework is imported and the model loaded once. Each point keeps its own result."""
     runner = None
     known = provenance(job)
-    for batch_size, out in zip(job["batch_sizes"], job["result_outs"], strict=True):
-        point = {**job, "batch_size": batch_size, "result_out": out, "grouped": True}
-        del point["batch_sizes"], point["result_outs"]
+    for point_spec in job["points"]:
+        point = {**job, **point_spec, "grouped": True}
+        del point["points"]
+        point.setdefault("loadgen_dir", loadgen_dir(point["result_out"]))
         record, runner = run_job(point, runner, known)
+        known["fingerprint"] = record["fingerprint"]  # keeps the peak measured once
         if record["status"] != "ok":
             runner = None  # a failed point must not poison the next one
-        write_record(record, Path(out))
-        print(f"{point['scenario']} {batch_size}: {record['status']} {record['reason'] or ''}")
+        write_record(record, Path(point["result_out"]))
+        status = f"{record['status']} {record['reason'] or ''}"
+        print(f"{point['scenario']} {point['batch_size']}: {status}")
 
 
 def main(argv: list[str]) -> int:
@@ -295,9 +315,14 @@ def main(argv: list[str]) -> int:
         return 2
     text = argv[1] if argv[1].lstrip().startswith("{") else Path(argv[1]).read_text()
     job = json.loads(text)
-    if "batch_sizes" in job:
+    # Pinned before the framework is imported, so that its thread pools inherit the set.
+    if job.get("pin_cpus", True):
+        pin_cpus(job["threads"])
+    if "points" in job:
         run_group(job)
         return 0
+    if job["mode"] == "latency":
+        job.setdefault("loadgen_dir", loadgen_dir(job["result_out"]))
     record, _ = run_job(job)
     write_record(record, Path(job["result_out"]))
     print(f"{job['mode']} {job.get('batch_size')}: {record['status']} {record['reason'] or ''}")

@@ -112,9 +112,7 @@ class _StopTracker:
             if self.rule.target_ci_rel is None:
                 # The binding condition is whichever was satisfied last.
                 met_earlier = self.duration_met_at_query < n_done
-                self.stopped_by = (
-                    STOPPED_BY_MIN_QUERIES if met_earlier else STOPPED_BY_MIN_DURATION
-                )
+                self.stopped_by = STOPPED_BY_MIN_QUERIES if met_earlier else STOPPED_BY_MIN_DURATION
                 return True
             if n_done >= self.next_ci_check:
                 self.next_ci_check = n_done + max(1, n_done // 20)  # O(n) check, amortised
@@ -170,9 +168,7 @@ def _closed_loop(
     )
 
 
-def run_fixed_batch(
-    issue: IssueFn, batch_size: int, warmup: int, rule: StopRule
-) -> ScenarioResult:
+def run_fixed_batch(issue: IssueFn, batch_size: int, warmup: int, rule: StopRule) -> ScenarioResult:
     """FixedBatch: one batch of ``batch_size`` at a time, closed loop (the seed paper's
     Figure 1); ``throughput_sps = batch_size * n / duration_s``. Not MLPerf Offline, which
     LoadGen drives (:mod:`reproscope.loadgen_harness`)."""

@@ -14,6 +14,7 @@ from packaging.version import Version
 from reproscope.ablation import apply_overrides, diagnosis_candidates, field_of, variant_name
 from reproscope.envfile import EnvFile, read_env_file
 from reproscope.errors import InputError, InputErrors
+from reproscope.loadgen_harness import MULTI_STREAM_SAMPLES
 from reproscope.manifest import Manifest, load_manifests, semantic_errors
 from reproscope.preprocess import spec_hash, spec_of
 from reproscope.schema import validate
@@ -100,6 +101,7 @@ MLPERF_TIMING = {
     "min_duration_s": 600.0,
     "min_queries": 1024,
     "max_duration_s": 7200.0,
+    "target_ci_rel": 0.02,
 }
 
 
@@ -185,7 +187,7 @@ def _cross_check(study: Study) -> list[InputError]:
                 study.config_file,
                 "study.server",
                 "the Server scenario needs its settings",
-                "add study.server with latency_bound_ms, low_qps, high_qps and iterations",
+                "add study.server with at least latency_bound_ms",
             )
         )
     override = settings.get("environment")
@@ -438,12 +440,19 @@ def job_table(study: Study, gpu_present: bool) -> pd.DataFrame:
 
 
 def timing_points(settings: dict[str, Any]) -> list[tuple[str, int]]:
-    """(scenario, batch size) pairs: Offline at every batch size, the others one sample
-    per query."""
+    """(scenario, batch size) pairs. FixedBatch: every batch size. LoadGen's scenarios: the
+    samples a query carries (SingleStream 1, MultiStream 8) or the SUT's batch (Offline: the
+    largest batch size; Server: its dynamic batch limit)."""
     points = []
-    for scenario in settings.get("scenarios", ["Offline"]):
-        if scenario == "Offline":
-            points.extend(("Offline", bs) for bs in sorted(settings["batch_sizes"]))
+    for scenario in settings.get("scenarios", ["FixedBatch"]):
+        if scenario == "FixedBatch":
+            points.extend(("FixedBatch", bs) for bs in sorted(settings["batch_sizes"]))
+        elif scenario == "Offline":
+            points.append(("Offline", max(settings["batch_sizes"])))
+        elif scenario == "MultiStream":
+            points.append(("MultiStream", MULTI_STREAM_SAMPLES))
+        elif scenario == "Server":
+            points.append(("Server", settings.get("server", {}).get("max_batch", 1)))
         else:
             points.append((scenario, 1))
     return points
