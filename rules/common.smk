@@ -2,6 +2,7 @@ import json
 import re
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
@@ -28,10 +29,6 @@ SRC = str(Path(workflow.basedir) / "src")
 RESULTS = "results"
 JOBS = study.jobs
 THREADS = study.settings["threads"]
-GROUPED = study.settings.get("group_batch_sizes", False)
-BATCH_SIZES = sorted(study.settings["batch_sizes"])
-# With grouping, Offline points are measured by latency_grouped, one process per group.
-SINGLE_SCENARIOS = "SingleStream|Server" if GROUPED else "Offline|SingleStream|Server"
 
 
 def canonical(value):
@@ -150,15 +147,6 @@ def inference_inputs(wildcards):
     }
 
 
-def grouped_job(wildcards, output):
-    """All Offline batch sizes of one (system, manifest, env, device, repeat)."""
-    wildcards.scenario, wildcards.batch_size = "Offline", BATCH_SIZES[0]
-    job = json.loads(inference_job(wildcards, output, "latency"))
-    del job["result_out"], job["batch_size"]
-    job.update(batch_sizes=BATCH_SIZES, result_outs=list(output))
-    return json.dumps(job, sort_keys=True)
-
-
 def inference_job(wildcards, output, mode):
     m = study.manifest(wildcards.manifest)
     job = {
@@ -189,9 +177,88 @@ def inference_job(wildcards, output, mode):
         job["timing"] = study.settings["timing"]
         job["scenario"] = wildcards.scenario
         job["repeat"] = int(wildcards.repeat)
+        job["noise_threshold"] = study.settings.get("noise_threshold", 0.10)
         if wildcards.scenario == "Server":
             job["server"] = study.settings["server"]
     return json.dumps(job, sort_keys=True)
+
+
+# Timing is measured in rounds (reproscope.rounds): one job per system and round runs every
+# configuration of that system once, each in its own environment's python; round r needs
+# round r-1's results, so rounds never overlap.
+TIMED_SYSTEMS = sorted(set(JOBS[JOBS["mode"] == "latency"]["system"])) if len(JOBS) else []
+
+
+def timing_rows(system, repeat):
+    rows = JOBS[(JOBS["mode"] == "latency") & (JOBS["system"] == system)]
+    return rows[rows["repeat"] == int(repeat)]
+
+
+def latency_result(row, repeat=None):
+    """A timing point's result; repeat may be the wildcard "{repeat}"."""
+    repeat = int(row.repeat) if repeat is None else repeat
+    return f"{inference_dir(row)}/{row.scenario}_bs{int(row.batch_size)}_r{repeat}.json"
+
+
+def round_results(system, repeat):
+    """The result files one round writes."""
+    return [latency_result(r, repeat) for r in timing_rows(system, 0).itertuples()]
+
+
+def round_inputs(system):
+    """What every configuration of a round reads, and the previous round's results."""
+
+    def inputs(wildcards):
+        found = {}
+        for row in timing_rows(system, 0).itertuples():
+            wc = SimpleNamespace(manifest=row.manifest, env=row.env)
+            for key, path in inference_inputs(wc).items():
+                found[f"{key}_{row.manifest}_{row.env}"] = path
+        repeat = int(wildcards.repeat)
+        if repeat > 0:
+            found["previous_round"] = round_results(system, repeat - 1)
+        return found
+
+    return inputs
+
+
+def round_plan(system):
+    """The round's configurations, each a grouped job of all its timing points."""
+
+    def plan(wildcards, output):
+        configs = []
+        rows = timing_rows(system, wildcards.repeat)
+        for (manifest, env, device), points in rows.groupby(["manifest", "env", "device"], sort=True):
+            points = list(points.itertuples())
+            first = points[0]
+            wc = SimpleNamespace(
+                system=system,
+                manifest=manifest,
+                env=env,
+                device=device,
+                scenario=first.scenario,
+                batch_size=first.batch_size,
+                repeat=wildcards.repeat,
+            )
+            result = latency_result(first)
+            job = json.loads(inference_job(wc, {"result": result, 0: result}, "latency"))
+            for key in ("result_out", "batch_size", "scenario", "server"):
+                job.pop(key, None)
+            job["points"] = [
+                {
+                    "scenario": p.scenario,
+                    "batch_size": int(p.batch_size),
+                    "result_out": latency_result(p),
+                    **({"server": study.settings["server"]} if p.scenario == "Server" else {}),
+                }
+                for p in points
+            ]
+            name = f"{manifest}/{env}/{device}"
+            log = f"{RESULTS}/logs/inference/{system}/{manifest}/{env}/{device}/round_r{wildcards.repeat}.log"
+            configs.append({"name": name, "python": env_python(env), "job": job, "log": log})
+        return json.dumps({"round": int(wildcards.repeat), "src": SRC, "configs": configs}, sort_keys=True)
+
+    return plan
 
 
 def all_outputs():
@@ -201,6 +268,7 @@ def all_outputs():
         f"{RESULTS}/summary/agreement.csv",
         f"{RESULTS}/summary/repeats.csv",
         f"{RESULTS}/summary/environments.csv",
+        f"{RESULTS}/summary/comparisons.csv",
         f"{RESULTS}/plots/latency_throughput.png",
         f"{RESULTS}/plots/accuracy_vs_claim.png",
         f"{RESULTS}/plots/latency_breakdown.png",

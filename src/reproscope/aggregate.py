@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from reproscope.compare import Rounds, ratio_ci, verdict
+from reproscope.compare import ratio_ci, verdict
 from reproscope.manifest import read_label_list
 from reproscope.stats import trusted_percentile
 
@@ -299,10 +299,10 @@ def pair_kind(a: dict[str, Any], b: dict[str, Any]) -> str | None:
     return None
 
 
-def comparisons_table(latency_files: list[str], seed: int = 0) -> pd.DataFrame:
+def comparisons_table(latency_files: list[str]) -> pd.DataFrame:
     """Every pair the study compares, at each scenario and batch size: the ratio B/A of
     their medians over paired rounds, its 95 % CI and a verdict (see reproscope.compare)."""
-    measured: dict[tuple, dict[int, tuple[float, list[float] | None]]] = {}
+    measured: dict[tuple, dict[int, float]] = {}
     configs: dict[tuple, dict[str, Any]] = {}
     for path in latency_files:
         record = _load(path)
@@ -314,8 +314,7 @@ def comparisons_table(latency_files: list[str], seed: int = 0) -> pd.DataFrame:
         config = {k: job[k] for k in CONFIG}
         key = (*config.values(), scenario, job["batch_size"])
         configs[key] = config
-        samples = metrics.get("latencies_ms") if metric == "p50_ms" else None
-        measured.setdefault(key, {})[job.get("repeat", 0)] = (metrics[metric], samples)
+        measured.setdefault(key, {})[job.get("repeat", 0)] = metrics[metric]
     rows = []
     for key_a, key_b in itertools.combinations(sorted(measured), 2):
         if key_a[-2:] != key_b[-2:]:
@@ -329,12 +328,8 @@ def comparisons_table(latency_files: list[str], seed: int = 0) -> pd.DataFrame:
         rounds = sorted(set(measured[key_a]) & set(measured[key_b]))
         if not rounds:
             continue
-        sides = []
-        for key in (key_a, key_b):
-            values = [measured[key][r][0] for r in rounds]
-            samples = [measured[key][r][1] for r in rounds]
-            sides.append(Rounds(values, samples if all(s for s in samples) else None))
-        ratio, low, high = ratio_ci(*sides, seed=seed)
+        sides = [[measured[key][r] for r in rounds] for key in (key_a, key_b)]
+        ratio, low, high = ratio_ci(*sides)
         rows.append(
             {
                 "kind": kind,
@@ -344,8 +339,8 @@ def comparisons_table(latency_files: list[str], seed: int = 0) -> pd.DataFrame:
                 **{f"{k}_a": a[k] for k in CONFIG},
                 **{f"{k}_b": b[k] for k in CONFIG},
                 "rounds": len(rounds),
-                "value_a": float(np.median(sides[0].values)),
-                "value_b": float(np.median(sides[1].values)),
+                "value_a": float(np.median(sides[0])),
+                "value_b": float(np.median(sides[1])),
                 "ratio_b_over_a": ratio,
                 "ci95_low": low,
                 "ci95_high": high,
@@ -369,9 +364,9 @@ def comparisons_table(latency_files: list[str], seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-#: Decimals kept in the CSVs, by column-name ending: latencies were timed in ns (kept to us),
-#: rates and GFLOP/s to 2 decimals, everything else (ratios, shares, %) to 4.
-_DECIMALS = (("_ms", 3), ("_s", 3), ("_ips", 2), ("_qps", 2), ("_gflops", 2), ("_mb", 1))
+#: Decimals kept in the CSVs, by column-name ending: latencies were timed in ns (kept to
+#: 0.1 us), rates and GFLOP/s to 2 decimals, everything else (ratios, shares, %) to 4.
+_DECIMALS = (("_ms", 4), ("_s", 3), ("_ips", 2), ("_qps", 2), ("_gflops", 2), ("_mb", 1))
 
 
 def rounded(table: pd.DataFrame) -> pd.DataFrame:
@@ -382,7 +377,7 @@ def rounded(table: pd.DataFrame) -> pd.DataFrame:
             continue
         decimals = next((d for end, d in _DECIMALS if column.endswith(end)), 4)
         if column.startswith("latency_ms_"):
-            decimals = 3
+            decimals = 4
         out[column] = out[column].round(decimals)
     return out
 

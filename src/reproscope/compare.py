@@ -1,107 +1,94 @@
 """Comparisons with confidence intervals and a verdict.
 
-Method (stated in the README): two configurations A and B measured in the same rounds (round r
-of A and of B ran back to back, interleaved with the study's other configurations). Each
-configuration's figure is the median over rounds of its per-round figure (a latency median,
-a throughput or a peak rate). The ratio is ``B / A``. Its 95 % CI is a paired hierarchical
-percentile bootstrap: each replicate draws rounds with replacement (the same rounds for A and
-B, keeping the pairing) and, where a round kept its per-query latencies, redraws the queries
-inside every drawn round; so both the round-to-round and the within-round noise are in the
-interval. The verdict is ``faster``/``slower`` only when the CI excludes 1 AND the ratio differs
-from 1 by more than ``margin`` (2 %: the precision a measurement aims for); otherwise ``no
-significant difference``. ``faster`` always means B is the better one (lower latency, or higher
-throughput/rate).
+Method (stated in the README): configurations A and B are measured in the same rounds;
+round r of each is a fresh process, and the rounds interleave the study's configurations
+(reproscope.rounds). Each round gives each configuration one figure: its median latency, its
+throughput or its highest valid rate; that figure already carries the round's own noise. The
+per-round log ratios ``d_r = ln(B_r / A_r)`` are paired by round, so whatever disturbs a whole
+round (another job on the machine, a frequency change) cancels. The ratio reported is
+``exp(mean d)`` (the geometric mean of the per-round ratios of medians) and its 95 % CI is the
+paired Student-t interval ``exp(mean d +- t(0.975, R-1) * sd(d) / sqrt(R))``. A t interval
+rather than a bootstrap because studies run few rounds (3 by default), where a bootstrap
+percentile interval is far too narrow; the t interval is exact when the log ratios are normal.
+It needs 2 rounds at least.
+
+The verdict is ``faster``/``slower`` only when the whole CI lies beyond a ``margin`` of 2 %
+(the precision a measurement aims for) on one side: below ``1 / 1.02`` or above ``1.02``. So a
+verdict says "different by more than 2 %, at 95 % confidence", which a rerun reproduces far
+more often than "different at all"; otherwise ``no significant difference`` (or ``not enough
+rounds``). ``faster`` always means B is the better one (lower latency, or higher throughput
+or rate).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
 FASTER, SLOWER, SAME = "faster", "slower", "no significant difference"
+TOO_FEW = "not enough rounds"
 MARGIN = 0.02
-N_BOOT = 2000
+
+#: Student t 0.975 quantiles by degrees of freedom; between entries the smaller df is used,
+#: which widens the interval (conservative).
+_T975 = {
+    1: 12.706,
+    2: 4.303,
+    3: 3.182,
+    4: 2.776,
+    5: 2.571,
+    6: 2.447,
+    7: 2.365,
+    8: 2.306,
+    9: 2.262,
+    10: 2.228,
+    12: 2.179,
+    15: 2.131,
+    20: 2.086,
+    30: 2.042,
+    60: 2.000,
+    120: 1.980,
+}
 
 
-@dataclass
-class Rounds:
-    """One configuration's measurement: a figure per round and, optionally, the samples
-    (per-query latencies) the figure is the median of."""
-
-    values: Sequence[float]
-    samples: Sequence[Sequence[float]] | None = None
+def t975(df: int) -> float:
+    if df < 1:
+        raise ValueError(f"degrees of freedom must be >= 1, got {df}")
+    return _T975[max(k for k in _T975 if k <= df)]
 
 
-def _round_replicates(rounds: Rounds, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """(n_rounds, n_boot): each round's figure recomputed on resampled queries, or repeated
-    as it is when the round kept no samples."""
-    values = np.asarray(rounds.values, dtype=np.float64)
-    if rounds.samples is None:
-        return np.repeat(values[:, None], n_boot, axis=1)
-    out = np.empty((len(values), n_boot))
-    for r, sample in enumerate(rounds.samples):
-        x = np.asarray(sample, dtype=np.float64)
-        if x.size == 0:
-            out[r] = values[r]
-            continue
-        # Chunked so that a long round does not need an n_boot x n matrix at once.
-        for start in range(0, n_boot, 250):
-            stop = min(n_boot, start + 250)
-            draws = rng.integers(0, x.size, size=(stop - start, x.size))
-            out[r, start:stop] = np.median(x[draws], axis=1)
-    return out
+def log_mean_ci(values: Sequence[float]) -> tuple[float, float, float]:
+    """``(geometric mean, ci_low, ci_high)`` of positive values, the 95 % Student-t interval
+    of their mean log; the bounds are NaN with fewer than 2 values."""
+    v = np.asarray(values, dtype=np.float64)
+    if v.size == 0 or not np.all(np.isfinite(v) & (v > 0)):
+        raise ValueError(f"log_mean_ci() needs positive finite values, got {list(values)}")
+    x = np.log(v)
+    centre = float(x.mean())
+    if x.size < 2:
+        return math.exp(centre), math.nan, math.nan
+    half = t975(x.size - 1) * float(x.std(ddof=1)) / math.sqrt(x.size)
+    return math.exp(centre), math.exp(centre - half), math.exp(centre + half)
 
 
-def _medians(replicates: np.ndarray, picks: np.ndarray) -> np.ndarray:
-    """Per bootstrap replicate b: the median over the rounds ``picks[b]`` of their
-    replicate-b figures."""
-    return np.median(replicates[picks, np.arange(len(picks))[:, None]], axis=1)
-
-
-def _interval(boot: np.ndarray, level: float) -> tuple[float, float]:
-    tail = (1.0 - level) / 2.0 * 100.0
-    low, high = np.percentile(boot, [tail, 100.0 - tail])
-    return float(low), float(high)
-
-
-def ratio_ci(
-    a: Rounds, b: Rounds, n_boot: int = N_BOOT, seed: int = 0, level: float = 0.95
-) -> tuple[float, float, float]:
-    """``(ratio, ci_low, ci_high)`` of median(B) / median(A) over paired rounds."""
-    n = len(a.values)
-    if n == 0 or n != len(b.values):
-        raise ValueError(f"paired rounds needed: A has {n}, B has {len(b.values)}")
-    rng = np.random.default_rng(seed)
-    ratio = float(np.median(b.values) / np.median(a.values))
-    rep_a = _round_replicates(a, n_boot, rng)
-    rep_b = _round_replicates(b, n_boot, rng)
-    picks = rng.integers(0, n, size=(n_boot, n))
-    boot = _medians(rep_b, picks) / _medians(rep_a, picks)
-    return (ratio, *_interval(boot, level))
-
-
-def median_ci(
-    rounds: Rounds, n_boot: int = N_BOOT, seed: int = 0, level: float = 0.95
-) -> tuple[float, float, float]:
-    """``(median, ci_low, ci_high)`` of one configuration's median over rounds, by the same
-    hierarchical bootstrap."""
-    n = len(rounds.values)
-    if n == 0:
-        raise ValueError("median_ci() needs at least one round")
-    rng = np.random.default_rng(seed)
-    replicates = _round_replicates(rounds, n_boot, rng)
-    picks = rng.integers(0, n, size=(n_boot, n))
-    boot = _medians(replicates, picks)
-    return (float(np.median(rounds.values)), *_interval(boot, level))
+def ratio_ci(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, float]:
+    """``(ratio, ci_low, ci_high)`` of B over A from their figures in paired rounds."""
+    if len(a) == 0 or len(a) != len(b):
+        raise ValueError(f"paired rounds needed: A has {len(a)}, B has {len(b)}")
+    return log_mean_ci(np.asarray(b, dtype=np.float64) / np.asarray(a, dtype=np.float64))
 
 
 def verdict(
     ratio: float, low: float, high: float, lower_is_better: bool = True, margin: float = MARGIN
 ) -> str:
-    """``faster``, ``slower`` or ``no significant difference`` for B relative to A."""
-    if low <= 1.0 <= high or abs(ratio - 1.0) <= margin:
-        return SAME
-    b_lower = high < 1.0
-    return FASTER if b_lower == lower_is_better else SLOWER
+    """``faster``, ``slower``, ``no significant difference`` or ``not enough rounds``, for B
+    relative to A."""
+    if math.isnan(low) or math.isnan(high):
+        return TOO_FEW
+    if high < 1.0 / (1.0 + margin):
+        return FASTER if lower_is_better else SLOWER
+    if low > 1.0 + margin:
+        return SLOWER if lower_is_better else FASTER
+    return SAME

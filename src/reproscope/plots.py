@@ -8,21 +8,23 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from reproscope.compare import Rounds, median_ci  # noqa: E402
+from reproscope.compare import log_mean_ci  # noqa: E402
 
 
-def _median_ci(values: pd.Series) -> tuple[float, float, float]:
-    """Median over rounds and its 95 % bootstrap CI (reproscope.compare's method)."""
+def _round_ci(values: pd.Series) -> tuple[float, float, float]:
+    """Centre over rounds and its 95 % CI (reproscope.compare's method); one round: no bar."""
     values = pd.to_numeric(values, errors="coerce").dropna()
     if values.empty:
         return (float("nan"),) * 3
-    return median_ci(Rounds(list(values)))
+    centre, low, high = log_mean_ci(list(values))
+    return (centre, centre, centre) if np.isnan(low) else (centre, low, high)
 
 
 def latency_throughput(runs: pd.DataFrame, out: Path) -> None:
-    """FixedBatch runs (the seed paper's Figure 1): median over rounds with its 95 % CI;
+    """FixedBatch runs (the seed paper's Figure 1): geometric mean over rounds with its 95 % CI;
     red crosses mark unstable or noisy runs; the third panel is achieved / measured peak."""
     ok = runs[(runs["status"] == "ok") & (runs["scenario"] == "FixedBatch")]
     fig, (ax_lat, ax_tp, ax_peak) = plt.subplots(1, 3, figsize=(17, 4.5))
@@ -30,8 +32,8 @@ def latency_throughput(runs: pd.DataFrame, out: Path) -> None:
     for key, group in ok.groupby(keys):
         rows = []
         for bs, at in group.groupby("batch_size"):
-            p50 = _median_ci(at["latency_ms_p50"])
-            tp = _median_ci(at["throughput_ips"])
+            p50 = _round_ci(at["latency_ms_p50"])
+            tp = _round_ci(at["throughput_ips"])
             fraction = pd.to_numeric(at.get("peak_fraction"), errors="coerce").median()
             flagged = (
                 at["unstable"].astype(bool).any()
