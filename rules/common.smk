@@ -186,7 +186,9 @@ def inference_job(wildcards, output, mode):
 # Timing is measured in rounds (reproscope.rounds): one job per system and round runs every
 # configuration of that system once, each in its own environment's python; round r needs
 # round r-1's results, so rounds never overlap.
-TIMED_SYSTEMS = sorted(set(JOBS[JOBS["mode"] == "latency"]["system"])) if len(JOBS) else []
+TIMED_SYSTEMS = (
+    sorted(set(JOBS[JOBS["mode"] == "latency"]["system"])) if len(JOBS) else []
+)
 
 
 def timing_rows(system, repeat):
@@ -228,7 +230,9 @@ def round_plan(system):
     def plan(wildcards, output):
         configs = []
         rows = timing_rows(system, wildcards.repeat)
-        for (manifest, env, device), points in rows.groupby(["manifest", "env", "device"], sort=True):
+        for (manifest, env, device), points in rows.groupby(
+            ["manifest", "env", "device"], sort=True
+        ):
             points = list(points.itertuples())
             first = points[0]
             wc = SimpleNamespace(
@@ -241,7 +245,9 @@ def round_plan(system):
                 repeat=wildcards.repeat,
             )
             result = latency_result(first)
-            job = json.loads(inference_job(wc, {"result": result, 0: result}, "latency"))
+            job = json.loads(
+                inference_job(wc, {"result": result, 0: result}, "latency")
+            )
             for key in ("result_out", "batch_size", "scenario", "server"):
                 job.pop(key, None)
             job["points"] = [
@@ -249,14 +255,23 @@ def round_plan(system):
                     "scenario": p.scenario,
                     "batch_size": int(p.batch_size),
                     "result_out": latency_result(p),
-                    **({"server": study.settings["server"]} if p.scenario == "Server" else {}),
+                    **(
+                        {"server": study.settings["server"]}
+                        if p.scenario == "Server"
+                        else {}
+                    ),
                 }
                 for p in points
             ]
             name = f"{manifest}/{env}/{device}"
             log = f"{RESULTS}/logs/inference/{system}/{manifest}/{env}/{device}/round_r{wildcards.repeat}.log"
-            configs.append({"name": name, "python": env_python(env), "job": job, "log": log})
-        return json.dumps({"round": int(wildcards.repeat), "src": SRC, "configs": configs}, sort_keys=True)
+            configs.append(
+                {"name": name, "python": env_python(env), "job": job, "log": log}
+            )
+        return json.dumps(
+            {"round": int(wildcards.repeat), "src": SRC, "configs": configs},
+            sort_keys=True,
+        )
 
     return plan
 
