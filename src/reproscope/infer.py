@@ -294,13 +294,19 @@ def run_group(job: dict[str, Any]) -> None:
     """Several timing points of one (model, environment, device) in one process: the
     framework is imported and the model loaded once. Each point keeps its own result."""
     runner = None
+    unavailable = None
     known = provenance(job)
     for point_spec in job["points"]:
         point = {**job, **point_spec, "grouped": True}
         del point["points"]
         point.setdefault("loadgen_dir", loadgen_dir(point["result_out"]))
-        record, runner = run_job(point, runner, known)
+        if unavailable:  # the device does not exist: no point can run on it
+            record = {"job": point, **known, "status": "unavailable", "reason": unavailable}
+        else:
+            record, runner = run_job(point, runner, known)
         known["fingerprint"] = record["fingerprint"]  # keeps the peak measured once
+        if record["status"] == "unavailable":
+            unavailable = record["reason"]
         if record["status"] != "ok":
             runner = None  # a failed point must not poison the next one
         write_record(record, Path(point["result_out"]))
