@@ -1,12 +1,18 @@
+import hashlib
 import json
+import os
 import re
 import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+from snakemake.settings.types import DeploymentMethod
+
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from reproscope.envs import env_python as python_of
+from reproscope import jobs, layout
+from reproscope.envs import HOST, conda_tool
+from reproscope.provenance import write_if_changed
 from reproscope.errors import InputError, InputErrors
 from reproscope.fingerprint import gpus
 from reproscope.preprocess import spec_of
@@ -23,10 +29,54 @@ try:
 except (InputError, InputErrors) as exc:
     raise WorkflowError(f"reproscope: the study cannot start:\n{exc}") from None
 
-SRC = str(Path(workflow.basedir) / "src")
-RESULTS = "results"
+# This checkout's package, for every rule: shell rules read it from the environment
+# (PYTHONPATH="$REPROSCOPE_SRC"), script rules from snakemake.scriptdir. Neither is a
+# param, so results and .snakemake/ stay valid when the project moves. Set here, not
+# asserted with envvars:, because every Snakemake process (remote jobs re-read this file)
+# sets them for its own checkout and interpreter.
+os.environ.update(
+    REPROSCOPE_SRC=str(Path(workflow.basedir) / "src"),
+    REPROSCOPE_HOST_PYTHON=sys.executable,
+)
+RESULTS = layout.RESULTS
 JOBS = study.jobs
 THREADS = study.settings["threads"]
+# One mechanism per run: with --sdm conda, Snakemake's conda: (jobs run the activated
+# environment's python); without it, the prefix that build_env makes, and the inference
+# and conversion rules' conda: functions return None.
+USE_CONDA = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
+if USE_CONDA and conda_tool() is None:
+    raise WorkflowError(
+        "reproscope: --sdm conda needs mamba or conda on PATH, and neither was found. "
+        "Fix: install one of them, or run without --sdm conda (the environments are then "
+        "built as virtualenvs under results/envs/)"
+    )
+
+
+INFER_SHELL = (
+    'PYTHONPATH="$REPROSCOPE_SRC" {params.python} -m reproscope.infer {params.job:q} '
+    "> {log} 2>&1"
+)
+CONVERT_SHELL = (
+    'PYTHONPATH="$REPROSCOPE_SRC" {params.python} -m reproscope.convert.main {params.job:q} '
+    "> {log} 2>&1"
+)
+
+
+def code_stamp(rule, script=None, shell=None):
+    """A declared input that changes when the rule's script or shell command does.
+
+    Snakemake's own code trigger compares a script's file time with the outputs', which
+    a fresh clone resets, so the workflow profile leaves that trigger out (see
+    profiles/default) and this content hash replaces it.
+    """
+    text = (
+        (Path(workflow.basedir) / "scripts" / script).read_text() if script else shell
+    )
+    write_if_changed(
+        layout.code_stamp(rule), {"sha256": hashlib.sha256(text.encode()).hexdigest()}
+    )
+    return layout.code_stamp(rule)
 
 
 def canonical(value):
@@ -50,24 +100,22 @@ DERIVED = [n for n in study.needed_manifests() if "derived" in study.manifest(n)
 
 
 def artifact(name):
-    base = study.artifact_name(name)
-    return f"{RESULTS}/models/{base}/model.{study.manifest(base).artifact_suffix}"
+    return jobs.artifact_of(study, name)
 
 
-def env_lock(env):
-    return f"{RESULTS}/envs/{env}/lock.json"
-
-
-def env_prefix(env):
-    return f"{RESULTS}/envs/{env}/prefix"
+env_lock = layout.env_lock
+env_prefix = layout.env_prefix
+dataset_index = layout.dataset_index
 
 
 def env_python(env):
-    return str(python_of(Path(env_prefix(env)).resolve(), env))
-
-
-def dataset_index(dataset):
-    return f"{RESULTS}/datasets/{dataset}/index.json"
+    """The interpreter a job of env runs: relative to the workdir, or an environment
+    variable (the host's), never an absolute path in params."""
+    if USE_CONDA:
+        return "python"
+    if env == HOST:
+        return '"$REPROSCOPE_HOST_PYTHON"'
+    return layout.prefix_python(env)
 
 
 def flops_files():
@@ -76,22 +124,46 @@ def flops_files():
     for name in study.needed_manifests():
         m = study.manifest(name)
         if m.artifact_suffix == "onnx" and name in study.settings["models"]:
-            found.setdefault(m.model, f"{RESULTS}/models/{name}/flops.json")
+            found.setdefault(m.model, layout.flops(name))
     return sorted(found.values())
 
 
 def preprocessed(name):
-    return (
-        f"{RESULTS}/preprocess/{study.dataset}/{study.preprocess_hash(name)}/inputs.npy"
-    )
+    return jobs.preprocessed_of(study, name)
 
 
 EVALUATED = [*study.settings["models"], *study.variants]
 SPECS = {study.preprocess_hash(n): n for n in EVALUATED}
 
+# Every result-writing job, built once: result path -> job.
+RESULT_JOBS = {job.result_out: job for job in jobs.table_jobs(study)}
 
-def inference_dir(row):
-    return f"{RESULTS}/inference/{row.system}/{row.manifest}/{row.env}/{row.device}"
+# What the inference jobs use of each manifest and of the study settings, as stamp files
+# (declared inputs) rewritten only when it changed: an edit re-plans exactly the jobs
+# that use it, even without .snakemake/.
+for _name in EVALUATED:
+    write_if_changed(layout.manifest_stamp(_name), jobs.manifest_parts(study, _name))
+for _mode in jobs.MODE_SETTINGS:
+    write_if_changed(layout.settings_stamp(_mode), jobs.mode_settings(study, _mode))
+
+
+def _results(rows):
+    return [
+        (
+            layout.accuracy_result(r.system, r.manifest, r.env, r.device)
+            if r.mode == "accuracy"
+            else layout.latency_result(
+                r.system,
+                r.manifest,
+                r.env,
+                r.device,
+                r.scenario,
+                int(r.batch_size),
+                int(r.repeat),
+            )
+        )
+        for r in rows.itertuples()
+    ]
 
 
 def accuracy_results(kinds=("study",)):
@@ -100,19 +172,41 @@ def accuracy_results(kinds=("study",)):
         if len(JOBS)
         else JOBS
     )
-    return [f"{inference_dir(r)}/accuracy.json" for r in rows.itertuples()]
+    return _results(rows)
+
+
+ACCURACY_RESULTS = accuracy_results()
 
 
 def variant_results():
     return accuracy_results(kinds=("ablation", "diagnosis"))
 
 
+def beside(results, of):
+    """The logits/top-k files written beside accuracy results (aggregation reads them)."""
+    return [str(of(r)) for r in results]
+
+
 def latency_results():
-    rows = JOBS[JOBS["mode"] == "latency"] if len(JOBS) else JOBS
-    return [
-        f"{inference_dir(r)}/{r.scenario}_bs{int(r.batch_size)}_r{int(r.repeat)}.json"
-        for r in rows.itertuples()
-    ]
+    return _results(JOBS[JOBS["mode"] == "latency"] if len(JOBS) else JOBS)
+
+
+LATENCY_RESULTS = latency_results()
+VARIANT_RESULTS = variant_results()
+
+
+def result_digests(results):
+    """result path -> digest of its current job; aggregation refuses any other."""
+    return {r: jobs.digest(RESULT_JOBS[r].to_dict()) for r in results}
+
+
+def result_dependencies(results):
+    """The environment locks and artifacts results were made from, hashed at aggregation."""
+    found = set()
+    for r in results:
+        job = RESULT_JOBS[r]
+        found.update((job.env_lock, job.artifact, layout.preprocess_timing(job.inputs)))
+    return sorted(found)
 
 
 def system_value(key, cuda_only=False):
@@ -134,51 +228,26 @@ constraint = system_value("slurm_constraint")
 gres = system_value("slurm_gres", cuda_only=True)
 
 
-def inference_inputs(wildcards):
-    """Artifact, preprocessed tensor (+ its timing), and the environment lock of a job."""
-    tensor = preprocessed(wildcards.manifest)
-    return {
-        "model": artifact(wildcards.manifest),
-        "inputs": tensor,
-        "preprocess_timing": tensor[: -len(".npy")] + ".json",
-        "lock": env_lock(wildcards.env),
-    }
+INFER_CODE = code_stamp("inference", shell=INFER_SHELL)
 
 
-def inference_job(wildcards, output, mode):
-    m = study.manifest(wildcards.manifest)
-    job = {
-        "mode": mode,
-        "framework": m.framework,
-        "manifest": m.name,
-        "model": m.model,
-        "system": wildcards.system,
-        "env": wildcards.env,
-        "device": wildcards.device,
-        "threads": THREADS,
-        "artifact": artifact(m.name),
-        "inputs": preprocessed(m.name),
-        "env_lock": env_lock(wildcards.env),
-        "architecture": study.architecture_job(m.name, wildcards.env),
-        "unsafe_pickle": study.unsafe_pickle(m.name),
-        "top_k": m.outputs["top_k"],
-        "result_out": output.get("result", output[0]),
-    }
-    if mode == "accuracy":
-        job.update(
-            batch_size=study.settings["accuracy_batch_size"],
-            logits_out=output.logits,
-            topk_out=output.topk,
-        )
-    else:
-        job["batch_size"] = int(wildcards.batch_size)
-        job["timing"] = study.settings["timing"]
-        job["scenario"] = wildcards.scenario
-        job["repeat"] = int(wildcards.repeat)
-        job["noise_threshold"] = study.settings.get("noise_threshold", 0.10)
-        if wildcards.scenario == "Server":
-            job["server"] = study.settings["server"]
-    return json.dumps(job, sort_keys=True)
+def inference_inputs(mode):
+    """Artifact, preprocessed tensor (+ its timing), the environment lock of a job, and
+    the stamps of what it uses of its manifest and the study settings."""
+
+    def inputs(wildcards):
+        tensor = preprocessed(wildcards.manifest)
+        return {
+            "model": artifact(wildcards.manifest),
+            "inputs": tensor,
+            "preprocess_timing": layout.preprocess_timing(tensor),
+            "lock": env_lock(wildcards.env),
+            "manifest_stamp": layout.manifest_stamp(wildcards.manifest),
+            "settings_stamp": layout.settings_stamp(mode),
+            "code": INFER_CODE,
+        }
+
+    return inputs
 
 
 # Timing is measured in rounds (reproscope.rounds): one job per system and round runs every
@@ -187,22 +256,28 @@ def inference_job(wildcards, output, mode):
 TIMED_SYSTEMS = (
     sorted(set(JOBS[JOBS["mode"] == "latency"]["system"])) if len(JOBS) else []
 )
+ROUNDS_SHELL = (
+    'PYTHONPATH="$REPROSCOPE_SRC" {params.python} -m reproscope.rounds {params.plan:q} '
+    "> {log} 2>&1"
+)
 
 
-def timing_rows(system, repeat):
+def timing_configs(system):
+    """(manifest, env, device) of every configuration timed on a system."""
     rows = JOBS[(JOBS["mode"] == "latency") & (JOBS["system"] == system)]
-    return rows[rows["repeat"] == int(repeat)]
-
-
-def latency_result(row, repeat=None):
-    """A timing point's result; repeat may be the wildcard "{repeat}"."""
-    repeat = int(row.repeat) if repeat is None else repeat
-    return f"{inference_dir(row)}/{row.scenario}_bs{int(row.batch_size)}_r{repeat}.json"
+    return sorted({(r.manifest, r.env, r.device) for r in rows.itertuples()})
 
 
 def round_results(system, repeat):
-    """The result files one round writes."""
-    return [latency_result(r, repeat) for r in timing_rows(system, 0).itertuples()]
+    """The results one round writes; repeat may be the wildcard "{repeat}"."""
+    rows = JOBS[(JOBS["mode"] == "latency") & (JOBS["system"] == system)]
+    rows = rows[rows["repeat"] == 0]
+    return [
+        layout.latency_result(
+            system, r.manifest, r.env, r.device, r.scenario, int(r.batch_size), repeat
+        )
+        for r in rows.itertuples()
+    ]
 
 
 def round_inputs(system):
@@ -210,10 +285,10 @@ def round_inputs(system):
 
     def inputs(wildcards):
         found = {}
-        for row in timing_rows(system, 0).itertuples():
-            wc = SimpleNamespace(manifest=row.manifest, env=row.env)
-            for key, path in inference_inputs(wc).items():
-                found[f"{key}_{row.manifest}_{row.env}"] = path
+        for manifest, env, device in timing_configs(system):
+            wc = SimpleNamespace(manifest=manifest, env=env)
+            for key, path in inference_inputs("latency")(wc).items():
+                found[f"{key}_{manifest}_{env}"] = path
         repeat = int(wildcards.repeat)
         if repeat > 0:
             found["previous_round"] = round_results(system, repeat - 1)
@@ -223,73 +298,52 @@ def round_inputs(system):
 
 
 def round_plan(system):
-    """The round's configurations, each a grouped job of all its timing points."""
+    """The round's configurations, each a job of all its timing points."""
 
     def plan(wildcards, output):
         configs = []
-        rows = timing_rows(system, wildcards.repeat)
-        for (manifest, env, device), points in rows.groupby(
-            ["manifest", "env", "device"], sort=True
-        ):
-            points = list(points.itertuples())
-            first = points[0]
-            wc = SimpleNamespace(
-                system=system,
-                manifest=manifest,
-                env=env,
-                device=device,
-                scenario=first.scenario,
-                batch_size=first.batch_size,
-                repeat=wildcards.repeat,
-            )
-            result = latency_result(first)
-            job = json.loads(
-                inference_job(wc, {"result": result, 0: result}, "latency")
-            )
-            for key in ("result_out", "batch_size", "scenario", "server"):
-                job.pop(key, None)
-            job["points"] = [
-                {
-                    "scenario": p.scenario,
-                    "batch_size": int(p.batch_size),
-                    "result_out": latency_result(p),
-                    **(
-                        {"server": study.settings["server"]}
-                        if p.scenario == "Server"
-                        else {}
-                    ),
-                }
-                for p in points
-            ]
-            name = f"{manifest}/{env}/{device}"
-            log = f"{RESULTS}/logs/inference/{system}/{manifest}/{env}/{device}/round_r{wildcards.repeat}.log"
+        for manifest, env, device in timing_configs(system):
+            where = (system, manifest, env, device)
+            job = jobs.round_job(study, *where, int(wildcards.repeat))
+            log = layout.round_log(*where, int(wildcards.repeat))
             configs.append(
-                {"name": name, "python": env_python(env), "job": job, "log": log}
+                {
+                    "name": f"{manifest}/{env}/{device}",
+                    "python": env_python(env),
+                    "job": job.to_dict(),
+                    "log": log,
+                }
             )
-        return json.dumps(
-            {"round": int(wildcards.repeat), "src": SRC, "configs": configs},
-            sort_keys=True,
-        )
+        return json.dumps({"round": int(wildcards.repeat), "configs": configs})
 
     return plan
 
 
+def inference_job(wildcards, output, mode):
+    job = RESULT_JOBS.get(output[0])
+    if job is None:  # a target outside the job table, asked for by name
+        point = (
+            (wildcards.scenario, int(wildcards.batch_size), int(wildcards.repeat))
+            if mode == "latency"
+            else ()
+        )
+        where = (wildcards.system, wildcards.manifest, wildcards.env, wildcards.device)
+        job = jobs.inference_job(study, mode, *where, *point)
+    return job.to_json()
+
+
 def all_outputs():
     return [
-        f"{RESULTS}/summary/runs.csv",
-        f"{RESULTS}/summary/accuracy.csv",
-        f"{RESULTS}/summary/agreement.csv",
-        f"{RESULTS}/summary/repeats.csv",
-        f"{RESULTS}/summary/environments.csv",
-        f"{RESULTS}/summary/comparisons.csv",
-        f"{RESULTS}/plots/latency_throughput.png",
-        f"{RESULTS}/plots/accuracy_vs_claim.png",
-        f"{RESULTS}/plots/latency_breakdown.png",
+        *map(layout.summary, ("runs.csv", "accuracy.csv", "agreement.csv")),
+        *map(layout.summary, ("repeats.csv", "environments.csv", "comparisons.csv")),
+        layout.plot("latency_throughput.png"),
+        layout.plot("accuracy_vs_claim.png"),
+        layout.plot("latency_breakdown.png"),
         *(
             [
-                f"{RESULTS}/summary/ablations.csv",
-                f"{RESULTS}/summary/diagnosis.csv",
-                f"{RESULTS}/plots/ablations.png",
+                layout.summary("ablations.csv"),
+                layout.summary("diagnosis.csv"),
+                layout.plot("ablations.png"),
             ]
             if study.variants
             else []
@@ -297,24 +351,8 @@ def all_outputs():
     ]
 
 
-def conversion_job(name, source_path, out_path):
-    m = study.manifest(name)
-    derived = m.source["derived"]
-    source = study.manifest(derived["from"])
-    return json.dumps(
-        {
-            "converter": derived["converter"],
-            "opset": derived.get("opset", 17),
-            "source": source_path,
-            "output": out_path,
-            "architecture": study.architecture_job(
-                source.name, study.converter_env_of(name)
-            ),
-            "unsafe_pickle": bool(source.source.get("unsafe_pickle", False)),
-            "input_size": m.inputs["size"],
-        },
-        sort_keys=True,
-    )
+def conversion_job(name):
+    return jobs.conversion_job(study, name).to_json()
 
 
 def manifest_summaries(names=None):
@@ -337,10 +375,12 @@ def variant_summaries():
     }
 
 
-_ENV_FILES = {}  # env name -> resolved path of its file; asked once per inference job
+_ENV_FILES = {}  # env name -> path of its file; asked once per inference job
 
 
 def _env_file(env):
+    if not USE_CONDA:
+        return None
     path = _ENV_FILES.get(env)
     if path is None:
         path = _ENV_FILES[env] = str(Path(config["environments"][env]).resolve())
@@ -348,7 +388,8 @@ def _env_file(env):
 
 
 def inference_env_file(wildcards):
-    """The pinned file of a job's environment; build_env builds it (see envs.smk)."""
+    """With --sdm conda and conda/mamba present, the job's environment file; else None
+    (the job runs the prefix build_env made, see envs.smk)."""
     return _env_file(wildcards.env)
 
 

@@ -1,10 +1,10 @@
 rule accuracy:
     input:
-        unpack(inference_inputs),
+        unpack(inference_inputs("accuracy")),
     output:
-        result=f"{RESULTS}/inference/{{system}}/{{manifest}}/{{env}}/{{device}}/accuracy.json",
-        logits=f"{RESULTS}/inference/{{system}}/{{manifest}}/{{env}}/{{device}}/logits.npy",
-        topk=f"{RESULTS}/inference/{{system}}/{{manifest}}/{{env}}/{{device}}/topk.npy",
+        result=layout.accuracy_result("{system}", "{manifest}", "{env}", "{device}"),
+        logits=layout.logits("{system}", "{manifest}", "{env}", "{device}"),
+        topk=layout.topk("{system}", "{manifest}", "{env}", "{device}"),
     log:
         f"{RESULTS}/logs/inference/{{system}}/{{manifest}}/{{env}}/{{device}}/accuracy.log",
     benchmark:
@@ -19,11 +19,10 @@ rule accuracy:
         constraint=constraint,
         gres=gres,
     params:
-        src=SRC,
         python=lambda wc: env_python(wc.env),
         job=lambda wc, output: inference_job(wc, output, "accuracy"),
     shell:
-        "PYTHONPATH={params.src} {params.python} -m reproscope.infer {params.job:q} > {log} 2>&1"
+        INFER_SHELL
 
 
 for _system in TIMED_SYSTEMS:
@@ -51,8 +50,7 @@ for _system in TIMED_SYSTEMS:
             constraint=study.systems.get(_system, {}).get("slurm_constraint", ""),
             gres=study.systems.get(_system, {}).get("slurm_gres", ""),
         params:
-            src=SRC,
-            python=sys.executable,
+            python=env_python("host"),
             plan=round_plan(_system),
         shell:
-            "PYTHONPATH={params.src} {params.python} -m reproscope.rounds {params.plan:q} > {log} 2>&1"
+            ROUNDS_SHELL

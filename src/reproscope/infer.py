@@ -19,8 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from reproscope import layout
 from reproscope.fetch import sha256_file
 from reproscope.fingerprint import system_fingerprint
+from reproscope.jobs import InferenceJob
 from reproscope.loadgen_harness import (
     MULTI_STREAM_SAMPLES,
     SampleLibrary,
@@ -197,7 +199,7 @@ def breakdown(runner: Any, inputs: np.ndarray, job: dict[str, Any]) -> dict[str,
         for key, value in stages.items():
             parts.setdefault(key, []).append(value)
     medians = {key: float(np.median(values)) for key, values in parts.items()}
-    prepared = json.loads(Path(job["inputs"]).with_suffix(".json").read_text())
+    prepared = json.loads(Path(layout.preprocess_timing(job["inputs"])).read_text())
     medians["preprocess_ms"] = prepared["seconds_per_image"] * 1e3 * job["batch_size"]
     return medians
 
@@ -284,22 +286,14 @@ def write_record(record: dict[str, Any], out: Path) -> None:
     os.replace(tmp, out)
 
 
-def loadgen_dir(result_out: str) -> str:
-    """Where a point's LoadGen logs go: beside its result, ``<name>_loadgen/``."""
-    out = Path(result_out)
-    return str(out.with_name(out.stem + "_loadgen"))
-
-
-def run_group(job: dict[str, Any]) -> None:
-    """Several timing points of one (model, environment, device) in one process: the
-    framework is imported and the model loaded once. Each point keeps its own result."""
+def run_group(group: InferenceJob) -> None:
+    """All timing points of one configuration in one round, in one process: the framework
+    is imported and the model loaded once. Each point keeps its own result."""
     runner = None
     unavailable = None
-    known = provenance(job)
-    for point_spec in job["points"]:
-        point = {**job, **point_spec, "grouped": True}
-        del point["points"]
-        point.setdefault("loadgen_dir", loadgen_dir(point["result_out"]))
+    known = provenance(group.to_dict())
+    for point_job in group.point_jobs():
+        point = point_job.to_dict()
         if unavailable:  # the device does not exist: no point can run on it
             record = {"job": point, **known, "status": "unavailable", "reason": unavailable}
         else:
@@ -319,15 +313,13 @@ def main(argv: list[str]) -> int:
         print("usage: python -m reproscope.infer JOB.json|'{...}'", file=sys.stderr)
         return 2
     text = argv[1] if argv[1].lstrip().startswith("{") else Path(argv[1]).read_text()
-    job = json.loads(text)
+    parsed = InferenceJob.from_json(text)
     # Pinned before the framework is imported, so that its thread pools inherit the set.
-    if job.get("pin_cpus", True):
-        pin_cpus(job["threads"])
-    if "points" in job:
-        run_group(job)
+    pin_cpus(parsed.threads)
+    if parsed.points:
+        run_group(parsed)
         return 0
-    if job["mode"] == "latency":
-        job.setdefault("loadgen_dir", loadgen_dir(job["result_out"]))
+    job = parsed.to_dict()
     record, _ = run_job(job)
     write_record(record, Path(job["result_out"]))
     print(f"{job['mode']} {job.get('batch_size')}: {record['status']} {record['reason'] or ''}")

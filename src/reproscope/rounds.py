@@ -32,13 +32,17 @@ def round_order(configs: list[Any], round_index: int) -> list[Any]:
 def run_round(plan: dict[str, Any]) -> int:
     """Run each configuration of a round plan in turn; returns the number that failed."""
     failed = 0
-    env = {**os.environ, "PYTHONPATH": plan["src"]}
+    # This checkout's package (the workflow exports it), for every environment's python.
+    src = os.environ.get("REPROSCOPE_SRC") or os.environ.get("PYTHONPATH", "")
+    env = {**os.environ, "PYTHONPATH": src}
     for config in round_order(plan["configs"], plan["round"]):
+        # The workflow names the host's python by a variable, never by an absolute path.
+        python = os.path.expandvars(config["python"].strip('"'))
         log = Path(config["log"])
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("w") as out:
             proc = subprocess.run(
-                [config["python"], "-m", "reproscope.infer", json.dumps(config["job"])],
+                [python, "-m", "reproscope.infer", json.dumps(config["job"])],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=env,

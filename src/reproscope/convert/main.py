@@ -7,11 +7,12 @@ keras-efficientnet-lite (PyTorch state_dict -> a .keras file of built-in layers)
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
 from typing import Any
+
+from reproscope.jobs import ConversionJob
 
 
 def onnx_export(job: dict[str, Any], out: Path) -> None:
@@ -42,7 +43,7 @@ CONVERTERS = {"onnx-export": onnx_export, "keras-efficientnet-lite": keras_port}
 
 
 def main(argv: list[str]) -> int:
-    job = json.loads(argv[1])
+    job = ConversionJob.from_json(argv[1]).to_dict()
     out = Path(job["output"])
     tmp = out.with_name(f".tmp-{out.name}")  # keeps the suffix Keras insists on
     try:

@@ -1,0 +1,258 @@
+"""The job contract between the workflow and the environment-side code.
+
+The workflow builds each job from the study (one row of its job table) and passes it as
+JSON on the command line; reproscope.infer and reproscope.convert.main read it back with
+from_json. Every path in a job is relative to the workflow's working directory (see
+layout). A job's digest identifies it in its result: aggregation compares the digest
+recorded in a result with the one the current study gives (reproscope.provenance).
+Env-side: standard library only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from reproscope import layout
+
+if TYPE_CHECKING:
+    from reproscope.study import Study
+
+
+@dataclass(frozen=True)
+class _Job:
+    def to_dict(self) -> dict[str, Any]:
+        """The fields that apply to this job (None fields are left out)."""
+        return {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if getattr(self, f.name) is not None
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]):
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"{cls.__name__}: unknown field(s) {unknown}")
+        return cls(**data)
+
+    @classmethod
+    def from_json(cls, text: str):
+        return cls.from_dict(json.loads(text))
+
+
+@dataclass(frozen=True)
+class InferenceJob(_Job):
+    """An accuracy pass, one timing point, or (points set) all timing points of one
+    configuration in one round."""
+
+    mode: str  # accuracy | latency
+    framework: str
+    manifest: str
+    model: str
+    system: str
+    env: str
+    device: str
+    threads: int
+    artifact: str
+    inputs: str
+    env_lock: str
+    architecture: dict[str, Any] | None
+    unsafe_pickle: bool
+    top_k: int
+    batch_size: int | None = None
+    result_out: str | None = None
+    logits_out: str | None = None
+    topk_out: str | None = None
+    timing: dict[str, Any] | None = None
+    scenario: str | None = None
+    repeat: int | None = None
+    server: dict[str, Any] | None = None
+    grouped: bool | None = None  # a point measured inside a round's process
+    noise_threshold: float | None = None
+    loadgen_dir: str | None = None  # LoadGen's logs of an MLPerf scenario
+    points: list[dict[str, Any]] | None = None  # a round: each point's own fields
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        data.setdefault("architecture", None)  # weight-free formats have none, say so
+        return data
+
+    def point_jobs(self) -> list[InferenceJob]:
+        """A round's single-point jobs, as each point's result records it."""
+        return [
+            dataclasses.replace(self, points=None, grouped=True, **point)
+            for point in self.points or []
+        ]
+
+
+@dataclass(frozen=True)
+class ConversionJob(_Job):
+    converter: str
+    opset: int
+    source: str
+    output: str
+    architecture: dict[str, Any] | None
+    unsafe_pickle: bool
+    input_size: list[int]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        data.setdefault("architecture", None)
+        return data
+
+
+def digest(job: dict[str, Any]) -> str:
+    """sha256 of a job's canonical JSON: its identity in results."""
+    return hashlib.sha256(json.dumps(job, sort_keys=True).encode()).hexdigest()
+
+
+def artifact_of(study: Study, name: str) -> str:
+    """The artifact a manifest runs: variants share their base's."""
+    base = study.artifact_name(name)
+    return layout.artifact(base, study.manifest(base).artifact_suffix)
+
+
+def preprocessed_of(study: Study, name: str) -> str:
+    return layout.preprocessed(study.dataset, study.preprocess_hash(name))
+
+
+def inference_job(
+    study: Study,
+    mode: str,
+    system: str,
+    manifest: str,
+    env: str,
+    device: str,
+    scenario: str = "",
+    batch_size: int = 0,
+    repeat: int = 0,
+) -> InferenceJob:
+    m = study.manifest(manifest)
+    settings = study.settings
+    common = dict(
+        mode=mode,
+        framework=m.framework,
+        manifest=m.name,
+        model=m.model,
+        system=system,
+        env=env,
+        device=device,
+        threads=settings["threads"],
+        artifact=artifact_of(study, m.name),
+        inputs=preprocessed_of(study, m.name),
+        env_lock=layout.env_lock(env),
+        architecture=study.architecture_job(m.name, env),
+        unsafe_pickle=study.unsafe_pickle(m.name),
+        top_k=m.outputs["top_k"],
+    )
+    where = (system, manifest, env, device)
+    if mode == "accuracy":
+        return InferenceJob(
+            **common,
+            batch_size=settings["accuracy_batch_size"],
+            result_out=layout.accuracy_result(*where),
+            logits_out=layout.logits(*where),
+            topk_out=layout.topk(*where),
+        )
+    from reproscope.noise import NOISE_THRESHOLD  # workflow side: numpy is there
+
+    result = layout.latency_result(*where, scenario, int(batch_size), int(repeat))
+    return InferenceJob(
+        **common,
+        batch_size=int(batch_size),
+        result_out=result,
+        timing=settings["timing"],
+        scenario=scenario,
+        repeat=int(repeat),
+        server=settings["server"] if scenario == "Server" else None,
+        noise_threshold=settings.get("noise_threshold", NOISE_THRESHOLD),
+        loadgen_dir=None if scenario == "FixedBatch" else layout.loadgen_dir(result),
+    )
+
+
+#: The fields in which the points of a round differ.
+POINT_FIELDS = ("scenario", "batch_size", "result_out", "server", "loadgen_dir")
+
+
+def round_job(
+    study: Study, system: str, manifest: str, env: str, device: str, repeat: int
+) -> InferenceJob:
+    """Every timing point of one (system, manifest, env, device) in round ``repeat``."""
+    from reproscope.study import timing_points
+
+    where = (system, manifest, env, device)
+    points = [
+        inference_job(study, "latency", *where, scenario, bs, repeat)
+        for scenario, bs in timing_points(study.settings)
+    ]
+    return dataclasses.replace(
+        points[0],
+        **dict.fromkeys(POINT_FIELDS),
+        points=[{k: getattr(p, k) for k in POINT_FIELDS} for p in points],
+    )
+
+
+def conversion_job(study: Study, name: str) -> ConversionJob:
+    m = study.manifest(name)
+    derived = m.source["derived"]
+    source = study.manifest(derived["from"])
+    return ConversionJob(
+        converter=derived["converter"],
+        opset=derived.get("opset", 17),
+        source=artifact_of(study, source.name),
+        output=artifact_of(study, name),
+        architecture=study.architecture_job(source.name, study.converter_env_of(name)),
+        unsafe_pickle=bool(source.source.get("unsafe_pickle", False)),
+        input_size=m.inputs["size"],
+    )
+
+
+MODE_SETTINGS = {
+    "accuracy": ("threads", "accuracy_batch_size"),
+    "latency": ("threads", "timing", "server", "noise_threshold", "scenarios", "batch_sizes"),
+}
+
+
+def manifest_parts(study: Study, name: str) -> dict[str, Any]:
+    """What a manifest gives its inference jobs: a job's fields less those of the job
+    table's row (system, env, device, scenario, batch size, repeat), of the environment
+    and of the study settings."""
+    m = study.manifest(name)
+    return {
+        "framework": m.framework,
+        "manifest": m.name,
+        "model": m.model,
+        "artifact": artifact_of(study, name),
+        "inputs": preprocessed_of(study, name),
+        # The environment's part of a job's architecture (its packages) follows its lock.
+        "architecture": m.data.get("architecture"),
+        "unsafe_pickle": study.unsafe_pickle(name),
+        "top_k": m.outputs["top_k"],
+    }
+
+
+def mode_settings(study: Study, mode: str) -> dict[str, Any]:
+    return {key: study.settings.get(key) for key in MODE_SETTINGS[mode]}
+
+
+def table_jobs(study: Study) -> list[InferenceJob]:
+    """Every result-writing job of the study's job table; timing points as measured in
+    their round's process."""
+    found: list[InferenceJob] = []
+    for row in study.jobs.itertuples() if len(study.jobs) else ():
+        where = (row.system, row.manifest, row.env, row.device)
+        if row.mode == "accuracy":
+            found.append(inference_job(study, "accuracy", *where))
+        else:
+            point = (row.scenario, int(row.batch_size), int(row.repeat))
+            job = inference_job(study, "latency", *where, *point)
+            found.append(dataclasses.replace(job, grouped=True))
+    return found
