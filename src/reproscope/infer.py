@@ -30,6 +30,7 @@ from reproscope.loadgen_harness import (
     find_peak_server_rate,
     run_loadgen,
 )
+from reproscope.lockfile import env_identity
 from reproscope.noise import NOISE_THRESHOLD, NoiseMonitor, pin_cpus
 from reproscope.peak import measure_peak_gflops
 from reproscope.resources import GpuSampler
@@ -234,7 +235,7 @@ def provenance(job: dict[str, Any]) -> dict[str, Any]:
         "fingerprint": fingerprint,
         "artifact_sha256": sha256_file(job["artifact"]),
         "inputs_sha256": sha256_file(job["inputs"]),
-        "env_lock_sha256": sha256_file(job["env_lock"]),
+        "env_lock_sha256": env_identity(job["env_lock"]),
     }
 
 
