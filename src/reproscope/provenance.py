@@ -8,9 +8,9 @@ hashes differ is stale and no table is written from it.
 
 from __future__ import annotations
 
-import re
 import json
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
