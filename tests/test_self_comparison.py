@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 from reproscope.envfile import read_env_file
-from reproscope.envs import lock
+from reproscope.envs import record
+from reproscope.lockfile import read_lock
 from tests import tinystudy
 from tests.test_workflow import snakemake
 
@@ -26,15 +27,23 @@ RUNS = 3
 
 
 def twin_of_host(root: Path) -> None:
-    """`host-twin`: host.yaml under another name, whose prefix is this interpreter (a link),
-    locked as the build rule would lock it; so no environment is downloaded."""
-    shutil.copy(root / "envs" / "host.yaml", root / "envs" / "host-twin.yaml")
-    env = read_env_file("host-twin", str(root / "envs" / "host-twin.yaml"))
+    """`host-twin`: host.yaml and its lock under another name, whose prefix is this
+    interpreter (a link), recorded as build_env records it; so nothing is downloaded."""
+    envs = root / "envs"
+    shutil.copy(envs / "host.yaml", envs / "host-twin.yaml")
+    shutil.copy(envs / "host.lock.txt", envs / "host-twin.lock.txt")
+    config = yaml.safe_load((root / "config.yaml").read_text())
+    config["environments"]["host-twin"] = "envs/host-twin.yaml"
+    (root / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    # A dry run writes the workflow's stamp files, so the record below is newer than them.
+    assert snakemake(root, "-n").returncode == 0
+    env = read_env_file("host-twin", str(envs / "host-twin.yaml"))
     prefix = root / "results" / "envs" / "host-twin" / "prefix" / "bin"
     prefix.mkdir(parents=True)
     os.symlink(sys.executable, prefix / "python")
-    resolved = lock(env, {"method": "host", "python": sys.executable})
-    (prefix.parents[1] / "lock.json").write_text(json.dumps(resolved, sort_keys=True))
+    built = {"lock": read_lock(envs / "host-twin.lock.txt"), "method": "host"}
+    built["python"] = sys.executable
+    (prefix.parents[1] / "lock.json").write_text(json.dumps(record(env, built), sort_keys=True))
 
 
 def test_self_comparison_finds_no_difference(tmp_path: Path) -> None:
@@ -54,9 +63,6 @@ def test_self_comparison_finds_no_difference(tmp_path: Path) -> None:
             "target_ci_rel": 0.02,
         },
     )
-    config = yaml.safe_load((tmp_path / "config.yaml").read_text())
-    config["environments"]["host-twin"] = "envs/host-twin.yaml"
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     twin_of_host(tmp_path)
     verdicts = []
     for run in range(RUNS):
