@@ -138,8 +138,6 @@ def preprocessed(name):
 
 EVALUATED = [*study.settings["models"], *study.variants]
 SPECS = {study.preprocess_hash(n): n for n in EVALUATED}
-# Caches read only by diagnosis variants are temp(): deleted once those jobs are done.
-TRANSIENT_SPECS = study.transient_preprocess_hashes()
 
 # Every result-writing job, built once: result path -> job.
 RESULT_JOBS = {job.result_out: job for job in jobs.table_jobs(study)}
@@ -238,9 +236,8 @@ INFER_CODE = code_stamp("inference", shell=INFER_SHELL)
 
 
 def inference_inputs(mode):
-    """Artifact, geometric cache (index and chunks: a temp() cache must outlive every job
-    that reads it), the environment lock of a job, and the stamps of what it uses of its
-    manifest and the study settings."""
+    """Artifact, geometric cache (index and chunks), the environment lock of a job, and
+    the stamps of what it uses of its manifest and the study settings."""
 
     def inputs(wildcards):
         cache = preprocessed(wildcards.manifest)

@@ -9,8 +9,6 @@ rule preprocess:
         ),
     log:
         f"{RESULTS}/logs/preprocess/{{dataset}}/{{spec}}.log",
-    wildcard_constraints:
-        spec=names_regex(set(SPECS) - TRANSIENT_SPECS),
     conda:
         "../envs/workflow.yaml"
     # One process per core; Snakemake lowers this to the cores it is given.
@@ -23,13 +21,3 @@ rule preprocess:
         chunk_images=CHUNK_IMAGES,
     script:
         "../scripts/preprocess.py"
-
-
-use rule preprocess as preprocess_transient with:
-    output:
-        cache=temp(layout.preprocessed("{dataset}", "{spec}")),
-        chunks=temp(
-            directory(layout.cache_chunks(layout.preprocessed("{dataset}", "{spec}")))
-        ),
-    wildcard_constraints:
-        spec=names_regex(TRANSIENT_SPECS),

@@ -96,17 +96,6 @@ class Study:
             self._preprocess_hashes[name] = cached
         return cached[1]
 
-    def transient_preprocess_hashes(self) -> set[str]:
-        """Geometric caches read only by diagnosis variants: the workflow deletes them once
-        those jobs are done, so diagnosis does not grow results/preprocess."""
-        evaluated = [*self.settings["models"], *self.variants]
-        kept = {
-            self.preprocess_hash(n)
-            for n in evaluated
-            if self.variants.get(n, {}).get("kind") != "diagnosis"
-        }
-        return {self.preprocess_hash(n) for n in evaluated} - kept
-
     def unsafe_pickle(self, name: str) -> bool:
         """Whether the artifact comes from a code-carrying pickle (consented to in the
         config), directly or through the manifest it was converted from."""
