@@ -48,10 +48,13 @@ def names_regex(names):
     return "|".join(re.escape(n) for n in sorted(names)) or "(?!x)x"
 
 
-FETCHED = [
-    n for n in study.needed_manifests() if "derived" not in study.manifest(n).source
-]
-DERIVED = [n for n in study.needed_manifests() if "derived" in study.manifest(n).source]
+def _sourced(kind):
+    return [n for n in study.needed_manifests() if kind in study.manifest(n).source]
+
+
+DERIVED = _sourced("derived")
+INITIALISED = _sourced("random_init")
+FETCHED = [n for n in study.needed_manifests() if n not in DERIVED + INITIALISED]
 
 
 def artifact(name):
@@ -169,7 +172,7 @@ def inference_job(wildcards, output, mode):
         "system": wildcards.system,
         "env": wildcards.env,
         "device": wildcards.device,
-        "threads": THREADS,
+        "threads": study.systems.get(wildcards.system, {}).get("threads", THREADS),
         "artifact": artifact(m.name),
         "inputs": preprocessed(m.name),
         "env_lock": env_lock(wildcards.env),
@@ -201,6 +204,8 @@ def all_outputs():
         f"{RESULTS}/summary/agreement.csv",
         f"{RESULTS}/summary/repeats.csv",
         f"{RESULTS}/summary/environments.csv",
+        f"{RESULTS}/summary/system_ranking.csv",
+        f"{RESULTS}/plots/system_ranking.png",
         f"{RESULTS}/plots/latency_throughput.png",
         f"{RESULTS}/plots/accuracy_vs_claim.png",
         f"{RESULTS}/plots/latency_breakdown.png",
@@ -234,11 +239,24 @@ def conversion_job(name, source_path, out_path):
     )
 
 
+def random_init_job(name, out_path):
+    m = study.manifest(name)
+    return json.dumps(
+        {
+            "format": m.source["format"],
+            "random_init": m.source["random_init"],
+            "architecture": m.data["architecture"],
+            "output": out_path,
+        },
+        sort_keys=True,
+    )
+
+
 def manifest_summaries(names=None):
     """What aggregation needs of each manifest; a change here re-runs aggregation only."""
     return {
         name: {
-            "claims": study.manifest(name).data["claims"],
+            "claims": study.manifest(name).data.get("claims"),
             "labels": str(study.manifest(name).labels_path),
             "label_offset": study.manifest(name).outputs["label_offset"],
         }

@@ -48,6 +48,30 @@ rule convert_model:
         "PYTHONPATH={params.src} {params.python} -m reproscope.convert.main {params.job:q} > {log} 2>&1"
 
 
+rule init_model:
+    input:
+        lock=lambda wc: env_lock(study.env_of(wc.manifest)),
+    output:
+        f"{RESULTS}/models/{{manifest}}/model.{{suffix}}",
+    log:
+        f"{RESULTS}/logs/init_model/{{manifest}}.{{suffix}}.log",
+    wildcard_constraints:
+        manifest=names_regex(INITIALISED),
+        suffix="pt|keras",
+    conda:
+        lambda wc: _env_file(study.env_of(wc.manifest))
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        src=SRC,
+        python=lambda wc: env_python(study.env_of(wc.manifest)),
+        job=lambda wc, output: random_init_job(wc.manifest, output[0]),
+    shell:
+        "PYTHONPATH={params.src} {params.python} -m reproscope.random_init {params.job:q} > {log} 2>&1"
+
+
 rule fetch_dataset:
     output:
         f"{RESULTS}/datasets/{{dataset}}/index.json",

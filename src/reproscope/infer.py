@@ -199,15 +199,44 @@ def write_record(record: dict[str, Any], out: Path) -> None:
     os.replace(tmp, out)
 
 
+def estimated_point_s(record: dict[str, Any], batch_size: int, job: dict[str, Any]) -> float:
+    """Wall time of the next point, from the last measured one: latency grows at most
+    linearly with the batch; warm-up, the timed run and the breakdown batches."""
+    metrics = record["metrics"]
+    per_batch_s = metrics["p50_ms"] / 1e3 * batch_size / metrics["batch_size"]
+    timing = job["timing"]
+    timed = max(timing["min_duration_s"], timing["min_queries"] * per_batch_s)
+    extra = timing["warmup"] + job.get("breakdown_iterations", 3)
+    return min(timed, timing["max_duration_s"]) + extra * per_batch_s
+
+
 def run_group(job: dict[str, Any]) -> None:
     """Several batch sizes of one (model, environment, device) in one process: the
-    framework is imported and the model loaded once. Each point keeps its own result."""
+    framework is imported and the model loaded once. Each point keeps its own result.
+    With timing.group_budget_s, a point that would not fit in what is left of the budget
+    is written as 'skipped' with its estimate, and so is every larger one."""
     runner = None
     known = provenance(job)
+    budget = job["timing"].get("group_budget_s")
+    started, last = time.perf_counter(), None
     for batch_size, out in zip(job["batch_sizes"], job["result_outs"], strict=True):
         point = {**job, "batch_size": batch_size, "result_out": out, "grouped": True}
         del point["batch_sizes"], point["result_outs"]
+        left = budget - (time.perf_counter() - started) if budget else None
+        estimate = estimated_point_s(last, batch_size, point) if budget and last else 0.0
+        if left is not None and (left <= 0 or estimate > left):
+            record = {
+                "job": point,
+                **copy.deepcopy(known),
+                "status": "skipped",
+                "reason": f"time budget: estimated {estimate:.0f} s, {max(left, 0):.0f} s "
+                f"of timing.group_budget_s={budget:g} left",
+            }
+            write_record(record, Path(out))
+            print(f"{point['scenario']} {batch_size}: skipped {record['reason']}")
+            continue
         record, runner = run_job(point, runner, known)
+        last = record if record["status"] == "ok" else last
         if record["status"] != "ok":
             runner = None  # a failed point must not poison the next one
         write_record(record, Path(out))

@@ -32,6 +32,9 @@ class TorchRunner:
         model = resolve_entry_point(arch["entry_point"])(*arch["args"], **arch["kwargs"])
         model.load_state_dict(state, strict=True)
         self.model = model.eval().to(self.device)
+        placed = {p.device.type for p in self.model.parameters()}
+        if placed != {self.device}:
+            raise DeviceUnavailable(f"model parameters are on {sorted(placed)}, not {self.device}")
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         assert self.model is not None
