@@ -512,9 +512,16 @@ def job_table(study: Study, gpu_present: bool) -> pd.DataFrame:
             for name in settings["models"]:
                 for env in study.envs_of(name, device):
                     base = _row(study, name, system, device, env, "study")
-                    rows.append(
-                        {**base, "mode": "accuracy", "batch_size": 0, "scenario": "", "repeat": 0}
-                    )
+                    if study.systems[system].get("accuracy", True):
+                        rows.append(
+                            {
+                                **base,
+                                "mode": "accuracy",
+                                "batch_size": 0,
+                                "scenario": "",
+                                "repeat": 0,
+                            }
+                        )
                     rows.extend(
                         {
                             **base,
