@@ -57,7 +57,9 @@ def test_medians_over_repeats_failed_runs_and_environment_pairs_left_out() -> No
         {**run("b", "cpu", 1, compute=50.0, h2d=0.0), "env": "tf-old"},
     ]
     table = system_ranking(pd.DataFrame(rows))
-    pairs = set(zip(table["env_a"], table["env_b"], table["system_a"], table["system_b"]))
+    pairs = set(
+        zip(table["env_a"], table["env_b"], table["system_a"], table["system_b"], strict=True)
+    )
     assert ("tf", "tf", "a", "b") in pairs
     assert all(r.system_a != r.system_b for r in table.itertuples())
     row = table[(table["env_a"] == "tf") & (table["env_b"] == "tf")].iloc[0]

@@ -172,9 +172,7 @@ def _cuda_environment_errors(study: Study) -> list[InputError]:
     errors = []
     mapping = study.settings.get("cuda_environments", {})
     for name in study.settings["models"]:
-        for cpu_env, cuda_env in zip(
-            study.envs_of(name), study.envs_of(name, "cuda"), strict=True
-        ):
+        for cpu_env, cuda_env in zip(study.envs_of(name), study.envs_of(name, "cuda"), strict=True):
             if not cuda_env:
                 errors.append(
                     InputError(
