@@ -214,6 +214,8 @@ def test_figure1_study_sweeps_1_to_256_on_two_systems(monkeypatch: pytest.Monkey
     assert set(latency["framework"]) == {"tensorflow", "pytorch", "onnxruntime"}
     assert {study.systems[s]["threads"] for s in latency["system"]} == {1, 2}
     assert "group_budget_s" in study.settings["timing"]
+    accuracy = study.jobs[study.jobs["mode"] == "accuracy"]
+    assert set(accuracy["system"]) == {"node-2threads"} and len(accuracy) == 3
 
 
 def test_accuracy_row_of_random_weights_says_not_applicable(tmp_path: Path) -> None:
