@@ -3,6 +3,21 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
+import sys
+
+sys.path.insert(0, f"{workflow.basedir}/src")
+from reproscope.configcheck import check_workflow_configs
+from reproscope.errors import InputError, InputErrors
+
+# Every config file Snakemake was given, re-read as data before anything from it is used
+# (and config/config.yaml before the configfile directive below reads it).
+try:
+    check_workflow_configs(
+        workflow.overwrite_configfiles, workflow.config_settings.config
+    )
+except (InputError, InputErrors) as exc:
+    raise WorkflowError(f"reproscope: the study cannot start:\n{exc}") from None
+
 if not workflow.overwrite_configfiles:
 
     configfile: "config/config.yaml"

@@ -41,20 +41,39 @@ def study_config(grouped: bool) -> dict:
 def run(root: Path, grouped: bool, profile: str | None) -> dict[str, float]:
     root.mkdir(parents=True, exist_ok=True)
     (root / "config.yaml").write_text(yaml.safe_dump(study_config(grouped)))
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(root),
-           "--configfile", str(root / "config.yaml"), "--cores", "2", "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(REPO / "Snakefile"),
+        "-d",
+        str(root),
+        "--configfile",
+        str(root / "config.yaml"),
+        "--cores",
+        "2",
+        "--quiet",
+    ]
     if profile:
         cmd += ["--profile", str(REPO / profile)]
     started = time.perf_counter()
     subprocess.run(cmd, check=True)
     wall = time.perf_counter() - started
     results = root / "results"
-    timed = sum(json.loads(p.read_text())["metrics"]["duration_s"]
-                for p in results.glob("inference/*/*/*/*/Offline_bs*_r*.json"))
+    timed = sum(
+        json.loads(p.read_text())["metrics"]["duration_s"]
+        for p in results.glob("inference/*/*/*/*/Offline_bs*_r*.json")
+    )
     jobs = list(results.glob("benchmarks/latency/**/Offline_*.tsv"))
     job_wall = sum(float(next(csv.DictReader(p.open(), delimiter="\t"))["s"]) for p in jobs)
-    return {"jobs": len(jobs), "timed_s": timed, "job_wall_s": job_wall,
-            "share": timed / job_wall, "study_wall_s": wall}
+    return {
+        "jobs": len(jobs),
+        "timed_s": timed,
+        "job_wall_s": job_wall,
+        "share": timed / job_wall,
+        "study_wall_s": wall,
+    }
 
 
 def main() -> int:
@@ -67,17 +86,23 @@ def main() -> int:
         return 0
     base = Path(tempfile.mkdtemp(prefix="reproscope-grouping-"))
     try:
-        rows = {mode: run(base / mode, mode == "grouped", args.profile)
-                for mode in ("per-batch-size", "grouped")}
+        rows = {
+            mode: run(base / mode, mode == "grouped", args.profile)
+            for mode in ("per-batch-size", "grouped")
+        }
     finally:
         if not args.keep:
             shutil.rmtree(base, ignore_errors=True)
     where = args.profile or "local"
-    print(f"{'mode':<16}{'jobs':>6}{'timed s':>10}{'job wall s':>12}{'share':>8}"
-          f"{'study wall s':>14}   ({where})")
+    print(
+        f"{'mode':<16}{'jobs':>6}{'timed s':>10}{'job wall s':>12}{'share':>8}"
+        f"{'study wall s':>14}   ({where})"
+    )
     for mode, row in rows.items():
-        print(f"{mode:<16}{row['jobs']:>6}{row['timed_s']:>10.1f}{row['job_wall_s']:>12.1f}"
-              f"{row['share']:>8.1%}{row['study_wall_s']:>14.1f}")
+        print(
+            f"{mode:<16}{row['jobs']:>6}{row['timed_s']:>10.1f}{row['job_wall_s']:>12.1f}"
+            f"{row['share']:>8.1%}{row['study_wall_s']:>14.1f}"
+        )
     return 0
 
 

@@ -45,6 +45,7 @@ ARCH = {
     "entry_point": "efficientnet_lite_pytorch:EfficientNet.from_name",
     "args": ["efficientnet-lite0"],
     "kwargs": {},
+    "packages": ["efficientnet_lite_pytorch", "torch"],  # what the runner checks it against
 }
 TARGET_RATIO = 1.02
 

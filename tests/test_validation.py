@@ -29,6 +29,7 @@ class Case:
     field: str  # the field path the error must name
     file: str | None = None  # name of the offending file, when it is not `path` itself
     error: type[Exception] = InputErrors
+    marker: str | None = None  # a file the case would create if anything in it executed
 
     @property
     def id(self) -> str:
@@ -74,6 +75,28 @@ MANIFEST_CASES = [
     Case("manifest/empty.yaml", DOC, error=InputError),
     Case("manifest/invalid-yaml.yaml", DOC, error=InputError),
     Case("manifest/not-a-mapping.yaml", DOC, error=InputError),
+    # issue 12: names, numbers and values that used to crash or break jobs
+    Case("manifest/entry-point-private.yaml", "architecture.entry_point"),
+    Case("manifest/name-trailing-newline.yaml", "name"),
+    Case("manifest/size-float.yaml", "inputs.size[0]"),
+    Case("manifest/top-k-float.yaml", "outputs.top_k"),
+    Case("manifest/top-k-over-num-classes.yaml", "outputs.top_k"),
+    Case("manifest/num-classes-label-mismatch.yaml", "outputs.num_classes"),
+    Case("manifest/std-nan.yaml", "inputs.normalize.std[0]", error=InputError),
+    Case("manifest/scale-inf.yaml", "inputs.normalize.scale", error=InputError),
+    Case("manifest/crop-ratio-nan.yaml", "inputs.crop_ratio", error=InputError),
+    Case("manifest/claim-inf.yaml", "claims.top1", error=InputError),
+    Case("manifest/integer-key.yaml", "1", error=InputError),
+    Case("manifest/nul-byte-escaped.yaml", "description", error=InputError),
+    Case("manifest/huge-integer.yaml", DOC, error=InputError),
+    Case("manifest/large-integer.yaml", "outputs.label_offset", error=InputError),
+    Case("manifest/url-credentials.yaml", "source.url"),
+    Case(
+        "manifest/python-tag.yaml",
+        DOC,
+        error=InputError,
+        marker="/tmp/reproscope-bad-input-python-tag",
+    ),
 ]
 
 CONFIG_CASES = [
@@ -92,6 +115,30 @@ CONFIG_CASES = [
     Case("config/max-duration-zero.yaml", "study.timing.max_duration_s"),
     Case("config/manifests-dir-missing.yaml", "manifests"),
     Case("config/env-file-missing.yaml", "environments.torch-2.13"),
+    # issue 12
+    Case("config/use-yte.yaml", "__use_yte__", marker="/tmp/reproscope-bad-input-use-yte"),
+    Case("config/alias-bomb.yaml", DOC, error=InputError),
+    Case("config/timing-nan.yaml", "study.timing.min_duration_s", error=InputError),
+    Case("config/warmup-unbounded.yaml", "study.timing.warmup"),
+    Case("config/max-below-min-duration.yaml", "study.timing.max_duration_s"),
+    Case("config/batch-size-float.yaml", "study.batch_sizes[0]"),
+    Case("config/diagnose-unknown.yaml", "diagnose[0]"),
+    Case("config/ablation-model-unknown.yaml", "ablations.model"),
+    Case("config/ablation-names-casefold.yaml", "ablations.variants.color-bgr"),
+    Case(
+        "config/ablation-override-os-system.yaml",
+        "ablations.variants.evil.overrides",
+        marker="/tmp/reproscope-bad-input-ablation-os-system",
+    ),
+    Case(
+        "config/ablation-override-escape.yaml",
+        "ablations.variants.evil.overrides",
+        marker="/tmp/reproscope-bad-input-ablation-escape",
+    ),
+    Case("config/dataset-regex-invalid.yaml", "datasets.imagenet-sample.labels.filename_regex"),
+    Case("config/dataset-regex-no-group.yaml", "datasets.imagenet-sample.labels.filename_regex"),
+    Case("config/dataset-url-credentials.yaml", "datasets.imagenet-sample.url"),
+    Case("config/unsafe-pickle-unknown-manifest.yaml", "allow_unsafe_pickle[0]"),
 ]
 
 PYTORCH = "efficientnet-lite0-pytorch.yaml"
@@ -105,6 +152,17 @@ STUDY_CASES = [
     Case("study/duplicate-model-names", "name", "b-copy.yaml"),
     Case("study/env-unpinned-package", "dependencies[2].pip[0]", "torch-2.13.yaml"),
     Case("study/derived-from-missing", "source.derived.from", "efficientnet-lite0-onnx.yaml"),
+    # issue 12
+    Case(
+        "study/entry-point-attribute-escape",
+        "architecture.entry_point",
+        PYTORCH,
+        marker="/tmp/reproscope-bad-input-attribute-escape",
+    ),
+    Case("study/entry-point-reproscope-module", "architecture.entry_point", PYTORCH),
+    Case("study/unsafe-pickle-without-consent", "source.unsafe_pickle", PYTORCH),
+    Case("study/unsafe-pickle-consent-without-sha256", "source.sha256", PYTORCH),
+    Case("study/duplicate-names-casefold", "name", "z-upper-case.yaml"),
 ]
 
 
@@ -124,8 +182,20 @@ def at_root(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
 
 
+@pytest.fixture
+def no_marker(request: pytest.FixtureRequest) -> None:
+    """For cases that would execute code: the marker is absent before and after."""
+    case = request.node.callspec.params["case"]
+    marker = Path(case.marker) if case.marker else None
+    if marker:
+        marker.unlink(missing_ok=True)
+    yield
+    if marker:
+        assert not marker.exists(), f"{case.id} executed code: {marker} was created"
+
+
 @pytest.mark.parametrize("case", MANIFEST_CASES, ids=lambda c: c.id)
-def test_bad_manifest(case: Case) -> None:
+def test_bad_manifest(case: Case, no_marker: None) -> None:
     path = BAD / case.path
     with pytest.raises(case.error) as info:
         load_manifest(path)
@@ -133,13 +203,12 @@ def test_bad_manifest(case: Case) -> None:
 
 
 @pytest.mark.parametrize("case", CONFIG_CASES + STUDY_CASES, ids=lambda c: c.id)
-def test_bad_study(case: Case, at_root: None) -> None:
+def test_bad_study(case: Case, at_root: None, no_marker: None) -> None:
     config_path = Path("tests/bad_inputs") / case.path
     if config_path.is_dir():
         config_path /= "config.yaml"
-    config = load_yaml(config_path)
     with pytest.raises(case.error) as info:
-        load_study(config, str(config_path))
+        load_study(load_yaml(config_path), str(config_path))
     check(info.value, case.file or config_path.name, case.field)
 
 

@@ -1,5 +1,5 @@
-"""Architectures reproscope ships (env-side, torch): ResNet-50 v1 as Keras builds it, and
-variants for ablations of model-definition conventions.
+"""Architectures reproscope ships (env-side, torch): ResNet-50 v1 as Keras builds it
+(reproscope.resnet), and variants for ablations of model-definition conventions.
 
 TensorFlow's SAME padding pads asymmetrically (the extra row/column goes bottom/right)
 on stride-2 layers; PyTorch-style symmetric padding (k // 2 on every side) shifts the
@@ -9,13 +9,26 @@ symmetric padding to measure what the mismatch costs.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from torch import nn
+if TYPE_CHECKING:
+    from torch import nn
+
+# The only reproscope callables a manifest may name as architecture.entry_point (the package
+# is never allowed as a whole: its modules import subprocess). torch is imported inside the
+# builders, so the workflow's interpreter reads this list without it.
+SHIPPED_ENTRY_POINTS = frozenset(
+    {
+        "reproscope.architectures:efficientnet_lite_symmetric_padding",
+        "reproscope.tinynet:TinyColourNet",
+        "reproscope.architectures:resnet50_v1",
+    }
+)
 
 
 def efficientnet_lite_symmetric_padding(model_name: str, **kwargs: Any) -> nn.Module:
     from efficientnet_lite_pytorch import EfficientNet
+    from torch import nn
 
     model = EfficientNet.from_name(model_name, **kwargs)
     for module in model.modules():
@@ -26,76 +39,8 @@ def efficientnet_lite_symmetric_padding(model_name: str, **kwargs: Any) -> nn.Mo
     return model
 
 
-RESNET_BN_EPS = 1.001e-5
-RESNET50_STAGES = ((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2))  # filters, blocks, stride
-
-
-class _Bottleneck(nn.Module):
-    """ResNet v1 bottleneck as in keras.applications.ResNet50: the stride sits in the first
-    1x1 convolution, every convolution has a bias, BatchNorm epsilon 1.001e-5."""
-
-    def __init__(self, in_channels: int, filters: int, stride: int, shortcut: bool) -> None:
-        super().__init__()
-        out = 4 * filters
-        self.conv1 = nn.Conv2d(in_channels, filters, 1, stride=stride)
-        self.bn1 = nn.BatchNorm2d(filters, eps=RESNET_BN_EPS)
-        self.conv2 = nn.Conv2d(filters, filters, 3, padding=1)
-        self.bn2 = nn.BatchNorm2d(filters, eps=RESNET_BN_EPS)
-        self.conv3 = nn.Conv2d(filters, out, 1)
-        self.bn3 = nn.BatchNorm2d(out, eps=RESNET_BN_EPS)
-        self.relu = nn.ReLU()
-        self.downsample = (
-            nn.Sequential(
-                nn.Conv2d(in_channels, out, 1, stride=stride),
-                nn.BatchNorm2d(out, eps=RESNET_BN_EPS),
-            )
-            if shortcut
-            else None
-        )
-
-    def forward(self, x: Any) -> Any:
-        y = self.relu(self.bn1(self.conv1(x)))
-        y = self.relu(self.bn2(self.conv2(y)))
-        y = self.bn3(self.conv3(y))
-        return self.relu(y + (self.downsample(x) if self.downsample is not None else x))
-
-
-class ResNet50V1(nn.Module):
-    """ResNet-50 v1 (He et al. 2015) exactly as keras.applications.ResNet50 builds it, so
-    Keras weights port one to one (reproscope.convert.keras_resnet).
-
-    torchvision's resnet50 is "v1.5": it puts the stride-2 of each downsampling block in the
-    3x3 convolution instead of the first 1x1, and its convolutions have no bias (BatchNorm
-    epsilon 1e-5). Same parameter count up to the biases, different function and ~4 % more
-    FLOPs; weights of one do not run in the other. torchvision does not install beside the
-    pinned torch here, hence this module. Module names follow torchvision (layer1..4,
-    conv1/bn1, downsample), input NCHW, output logits (no softmax).
-    """
-
-    def __init__(self, num_classes: int = 1000) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3)
-        self.bn1 = nn.BatchNorm2d(64, eps=RESNET_BN_EPS)
-        self.relu = nn.ReLU()
-        # Keras pads with zeros before its max-pool; after a ReLU that equals -inf padding.
-        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
-        in_channels, layers = 64, []
-        for filters, blocks, stride in RESNET50_STAGES:
-            stage = []
-            for b in range(blocks):
-                stage.append(
-                    _Bottleneck(in_channels, filters, stride if b == 0 else 1, shortcut=b == 0)
-                )
-                in_channels = 4 * filters
-            layers.append(nn.Sequential(*stage))
-        self.layer1, self.layer2, self.layer3, self.layer4 = layers
-        self.fc = nn.Linear(in_channels, num_classes)
-
-    def forward(self, x: Any) -> Any:
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return self.fc(x.mean(dim=(2, 3)))
-
-
 def resnet50_v1(num_classes: int = 1000) -> nn.Module:
+    """ResNet-50 v1 exactly as keras.applications.ResNet50 builds it (see reproscope.resnet)."""
+    from reproscope.resnet import ResNet50V1
+
     return ResNet50V1(num_classes)

@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from reproscope.errors import InputError
-from reproscope.fetch import directory_digest, fetch_url, safe_extract
+from reproscope.fetch import directory_digest, fetch_url, redact_url, safe_extract
 
 SYNTHETIC_CLASSES = {
     "red": (220, 30, 30),
@@ -70,14 +70,14 @@ def materialise(
         root, source = mirror, f"mirror:{mirror}"
         log.write(f"using the local mirror {mirror}\n")
     elif spec.get("url"):
-        log.write(f"mirror {mirror} absent; fetching {spec['url']}\n")
+        log.write(f"mirror {mirror} absent; fetching {redact_url(spec['url'])}\n")
         archive = workdir / ("archive" + "".join(Path(spec["url"]).suffixes[-2:]))
         fetch_url(spec["url"], archive, None, verified_elsewhere=True)
         extracted = workdir / "files"
         shutil.rmtree(extracted, ignore_errors=True)
         safe_extract(archive, extracted)
         archive.unlink()
-        root, source = _single_child(extracted), f"url:{spec['url']}"
+        root, source = _single_child(extracted), f"url:{redact_url(spec['url'])}"
     else:
         raise InputError(
             config_file,

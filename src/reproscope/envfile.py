@@ -34,7 +34,7 @@ class EnvFile:
     requirements: tuple[str, ...]
 
     def import_names(self) -> set[str]:
-        names: set[str] = {"reproscope"}
+        names: set[str] = set()
         for dist in self.pins:
             names.update(IMPORT_NAMES.get(dist, (dist.replace("-", "_"),)))
         return names
@@ -92,7 +92,7 @@ def read_env_file(name: str, path: str | Path) -> EnvFile:
         )
     pins: dict[str, str] = {}
     for field, line in zip(fields, pip_lines, strict=True):
-        match = PIN.match(line.strip())
+        match = PIN.fullmatch(line.strip())
         if not match:
             raise InputError(
                 path,

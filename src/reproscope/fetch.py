@@ -42,6 +42,7 @@ __all__ = [
     "directory_digest",
     "fetch_pypi",
     "fetch_url",
+    "redact_url",
     "safe_extract",
     "sha256_file",
 ]
@@ -160,15 +161,16 @@ def _atomic_write(
 # --------------------------------------------------------------------------------------------
 
 
-def _redact(url: str) -> str:
-    """Hide a password embedded in the URL so it never ends up in logs or error messages."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
+def redact_url(url: str) -> str:
+    """The URL without any user name, password or token before '@' (validation refuses
+    them, but every URL written to a log or an error passes through here)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    if "@" not in parts.netloc:
         return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+    return urllib.parse.urlunsplit(parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]))
 
 
 class _SafeRedirectHandler(urllib.request.HTTPRedirectHandler):
@@ -178,7 +180,7 @@ class _SafeRedirectHandler(urllib.request.HTTPRedirectHandler):
         scheme = urllib.parse.urlsplit(newurl).scheme.lower()
         if scheme not in ("http", "https"):
             raise FetchError(
-                f"{_redact(req.full_url)} redirected to a {scheme!r} URL, which is not allowed; "
+                f"{redact_url(req.full_url)} redirected to a {scheme!r} URL, which is not allowed; "
                 "point the manifest field 'source.url' at the final http(s) location"
             )
         return super().redirect_request(req, fp, code, msg, headers, newurl)
@@ -214,7 +216,7 @@ def _is_transient_reason(reason: object) -> bool:
 
 
 def _http_produce(url: str, timeout: float) -> Callable[[_HashingSink], None]:
-    shown = _redact(url)
+    shown = redact_url(url)
 
     def produce(sink: _HashingSink) -> None:
         request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
@@ -256,8 +258,8 @@ def _file_produce(url: str) -> Callable[[_HashingSink], None]:
     parts = urllib.parse.urlsplit(url)
     if parts.netloc not in ("", "localhost"):
         raise FetchError(
-            f"file URL {url} names host {parts.netloc!r}; only local files are supported "
-            "(use file:///absolute/path)"
+            f"file URL {redact_url(url)} names host {parts.hostname!r}; only local files "
+            "are supported (use file:///absolute/path)"
         )
     path = Path(urllib.request.url2pathname(parts.path))
 
@@ -268,7 +270,8 @@ def _file_produce(url: str) -> Callable[[_HashingSink], None]:
                     sink.write(chunk)
         except OSError as exc:
             raise FetchError(
-                f"cannot read {url}: {exc.strerror or exc}; check the manifest field 'source.url'"
+                f"cannot read {redact_url(url)}: {exc.strerror or exc}; "
+                "check the manifest field 'source.url'"
             ) from exc
 
     return produce
@@ -306,7 +309,7 @@ def fetch_url(
     * ``timeout`` applies to each socket operation (connect, each read), not to the total.
     """
     dest = Path(dest)
-    shown = _redact(url)
+    shown = redact_url(url)
     scheme = urllib.parse.urlsplit(url).scheme.lower()
     if scheme not in _ALLOWED_SCHEMES:
         raise FetchError(
@@ -334,7 +337,7 @@ def _fetch_with_retries(
     url: str, dest: Path, expected: str | None, retries: int, timeout: float, backoff: float
 ) -> Path:
     produce = _http_produce(url, timeout)
-    shown = _redact(url)
+    shown = redact_url(url)
     last: _TransientError | None = None
     for attempt in range(retries + 1):
         if last is not None:

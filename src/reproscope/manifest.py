@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from reproscope.errors import InputError, InputErrors
-from reproscope.fetch import sha256_file
 from reproscope.preprocess import antialias_problem
 from reproscope.schema import validate
-from reproscope.yamlio import load_yaml
+from reproscope.yamlio import is_kind, load_yaml, read_capped
 
 FORMAT_OF_FRAMEWORK = {
     "pytorch": "pytorch-state-dict",
@@ -18,6 +19,7 @@ FORMAT_OF_FRAMEWORK = {
     "tensorflow": "keras",
 }
 ARTIFACT_SUFFIX = {"pytorch-state-dict": "pt", "onnx": "onnx", "keras": "keras"}
+MAX_LABELS_BYTES = 10_000_000
 
 
 @dataclass(frozen=True)
@@ -130,40 +132,20 @@ def semantic_errors(m: Manifest, strict_labels: bool = True) -> list[InputError]
                 "set antialias to match, or change library/method",
             )
         )
-    labels = m.labels_path
-    if not labels.is_file():
+    outputs = m.outputs
+    if outputs["top_k"] > outputs["num_classes"]:
         errors.append(
             InputError(
                 m.path,
-                "outputs.labels.file",
-                f"{labels} does not exist",
-                "point it at the label list, relative to the manifest",
+                "outputs.top_k",
+                f"top_k {outputs['top_k']} is larger than num_classes {outputs['num_classes']}",
+                "use a top_k of at most num_classes (5 for ImageNet)",
             )
         )
-    else:
-        digest = sha256_file(labels)
-        if digest != m.outputs["labels"]["sha256"]:
-            errors.append(
-                InputError(
-                    m.path,
-                    "outputs.labels.sha256",
-                    f"{labels} has sha256 {digest}, not the "
-                    f"{m.outputs['labels']['sha256']} written here",
-                    "the label list changed: restore it, or update the checksum on purpose",
-                )
-            )
-        else:
-            count = len(read_label_list(labels))
-            if strict_labels and count + m.outputs["label_offset"] > m.outputs["num_classes"]:
-                errors.append(
-                    InputError(
-                        m.path,
-                        "outputs.label_offset",
-                        f"{count} labels + offset {m.outputs['label_offset']} exceed "
-                        f"num_classes {m.outputs['num_classes']}",
-                        "fix the offset or num_classes",
-                    )
-                )
+    url = m.source.get("url")
+    if url is not None:
+        errors.extend(url_errors(url, m.path, "source.url"))
+    errors.extend(_label_errors(m, strict_labels))
     return errors
 
 
@@ -195,16 +177,87 @@ def _random_init_errors(m: Manifest) -> list[InputError]:
     return errors
 
 
+def url_errors(url: str, file: str | Path, field: str) -> list[InputError]:
+    """A URL a file may name: parseable, and with no user name or password in it."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError on a malformed port)
+    except ValueError as exc:
+        return [InputError(file, field, f"not a valid URL ({exc})", "write a plain URL")]
+    if "@" in parts.netloc:
+        return [
+            InputError(
+                file,
+                field,
+                "the URL carries credentials (user:password@); they would be written to "
+                "logs and Snakemake's metadata",
+                "remove them from the URL; put them in ~/.netrc or the environment instead",
+            )
+        ]
+    return []
+
+
+def _label_errors(m: Manifest, strict_labels: bool) -> list[InputError]:
+    outputs = m.outputs
+    try:
+        labels = m.labels_path
+        raw = read_capped(labels, MAX_LABELS_BYTES)
+    except InputError as exc:
+        return [
+            InputError(
+                m.path,
+                "outputs.labels.file",
+                f"{outputs['labels']['file']!r}: {exc.problem}",
+                "point it at the label list (a plain text file), relative to the manifest",
+            )
+        ]
+    digest = hashlib.sha256(raw).hexdigest()
+    if digest != outputs["labels"]["sha256"]:
+        return [
+            InputError(
+                m.path,
+                "outputs.labels.sha256",
+                f"{labels} has sha256 {digest}, not the {outputs['labels']['sha256']} written here",
+                "the label list changed: restore it, or update the checksum on purpose",
+            )
+        ]
+    try:
+        count = len(label_lines(raw.decode("utf-8")))
+    except UnicodeDecodeError:
+        return [
+            InputError(
+                m.path, "outputs.labels.file", f"{labels} is not UTF-8 text", "save it as UTF-8"
+            )
+        ]
+    expected = count + outputs["label_offset"]
+    if strict_labels and expected != outputs["num_classes"]:
+        return [
+            InputError(
+                m.path,
+                "outputs.num_classes",
+                f"{count} labels + offset {outputs['label_offset']} make {expected} outputs, "
+                f"not num_classes {outputs['num_classes']}",
+                "make num_classes = number of labels + label_offset (fix whichever is wrong)",
+            )
+        ]
+    return []
+
+
+def label_lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
 def read_label_list(path: Path) -> list[str]:
-    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    return label_lines(path.read_text())
 
 
 def load_manifests(directory: str | Path) -> dict[str, Manifest]:
     """Every *.yaml manifest in directory, by name; all errors reported together."""
     directory = Path(directory)
-    if not directory.is_dir():
+    if not is_kind(directory, "dir"):
         raise InputError(directory, "manifests", "not a directory", "set config 'manifests'")
     manifests: dict[str, Manifest] = {}
+    folded: dict[str, Manifest] = {}  # result directories collide on case-insensitive disks
     errors: list[InputError] = []
     for path in sorted(directory.glob("*.yaml")):
         try:
@@ -215,17 +268,19 @@ def load_manifests(directory: str | Path) -> dict[str, Manifest]:
         except InputError as exc:
             errors.append(exc)
             continue
-        if manifest.name in manifests:
+        other = folded.get(manifest.name.casefold())
+        if other is not None:
             errors.append(
                 InputError(
                     path,
                     "name",
-                    f"{manifest.name!r} is also the name in {manifests[manifest.name].path}",
-                    "give each manifest a unique name",
+                    f"{manifest.name!r} is also the name in {other.path}"
+                    + ("" if other.name == manifest.name else f" (as {other.name!r})"),
+                    "give each manifest a unique name (names differing only in case collide)",
                 )
             )
             continue
-        manifests[manifest.name] = manifest
+        manifests[manifest.name] = folded[manifest.name.casefold()] = manifest
     if errors:
         raise InputErrors(errors)
     return manifests

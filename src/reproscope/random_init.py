@@ -58,10 +58,9 @@ def init_torch(module: Any, seed: int) -> dict[str, Any]:
 
 
 def build(job: dict[str, Any], out: Path) -> None:
-    from reproscope.runners.base import resolve_entry_point
+    from reproscope.entrypoints import build_architecture
 
-    arch = job["architecture"]
-    model = resolve_entry_point(arch["entry_point"])(*arch["args"], **arch["kwargs"])
+    model = build_architecture(job["architecture"])  # checked against the pinned packages
     seed = job["random_init"]["seed"]
     if job["format"] == "keras":
         init_keras(model, seed)

@@ -21,10 +21,22 @@ def load_schema(name: str) -> dict[str, Any]:
     return schema
 
 
+def _is_integer(checker: Any, instance: Any) -> bool:
+    # JSON Schema counts 224.0 as an integer; a size, count or index written as a float
+    # is a mistake (and breaks range() and indexing in jobs), so only int is.
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+_Validator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer),
+)
+
+
 @cache
-def _validator(name: str) -> jsonschema.Draft202012Validator:
+def _validator(name: str) -> Any:
     """One validator per schema (validators are immutable; reused for every file)."""
-    return jsonschema.Draft202012Validator(load_schema(name))
+    return _Validator(load_schema(name))
 
 
 def validate(data: Any, schema_name: str, file: str | Path) -> None:
@@ -65,7 +77,7 @@ def _to_input_error(error: jsonschema.ValidationError, file: str | Path) -> Inpu
         return InputError(file, name, "required field is missing", f"add '{missing}'{desc}")
     if validator == "additionalProperties" and value is False:
         allowed = ", ".join(sorted(schema.get("properties", {})))
-        extra = [k for k in error.instance if k not in schema.get("properties", {})]
+        extra = [str(k) for k in error.instance if k not in schema.get("properties", {})]
         name = ".".join(filter(None, [field, extra[0] if extra else ""]))
         return InputError(file, name, "unknown field", f"remove it or use one of: {allowed}")
     if validator == "enum":
@@ -100,7 +112,7 @@ def _to_input_error(error: jsonschema.ValidationError, file: str | Path) -> Inpu
             file,
             field,
             f"{error.instance!r} has the wrong form",
-            f"match {schema.get('pattern', 'the allowed form')}{hint}{_describe(schema)}",
+            f"match {_shown(schema.get('pattern', 'the allowed form'))}{hint}{_describe(schema)}",
         )
     if validator == "oneOf" and (field == "source" or field.endswith(".source")):
         return InputError(
@@ -116,6 +128,10 @@ def _to_input_error(error: jsonschema.ValidationError, file: str | Path) -> Inpu
     return InputError(
         file, field, error.message, f"see the schema ({validator}){_describe(schema)}"
     )
+
+
+def _shown(pattern: str) -> str:
+    return pattern.replace("(?![\\s\\S])", "$")
 
 
 def _describe(schema: Any) -> str:

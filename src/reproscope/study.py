@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import sys
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,11 +12,13 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import Version
 
 from reproscope.ablation import apply_overrides, diagnosis_candidates, field_of, variant_name
+from reproscope.entrypoints import check_entry_point
 from reproscope.envfile import EnvFile, read_env_file
 from reproscope.errors import InputError, InputErrors
-from reproscope.manifest import Manifest, load_manifests, semantic_errors
+from reproscope.manifest import Manifest, load_manifests, semantic_errors, url_errors
 from reproscope.preprocess import spec_hash, spec_of
 from reproscope.schema import validate
+from reproscope.yamlio import check_values, is_kind
 
 FRAMEWORK_DISTRIBUTIONS = {
     "pytorch": ("torch",),
@@ -24,6 +26,13 @@ FRAMEWORK_DISTRIBUTIONS = {
     "tensorflow": ("tensorflow", "tensorflow-cpu"),
 }
 DEFAULT_SYSTEM = {"local": {"devices": ["cpu", "cuda"]}}
+CONVERTER_OUTPUT = {
+    "onnx-export": "onnx",
+    "keras-efficientnet-lite": "keras",
+    "keras-resnet50": "pytorch-state-dict",
+}
+# What each converter reads: a PyTorch state_dict, except the Keras ResNet-50 port.
+CONVERTER_INPUT = {"keras-resnet50": "keras"}
 
 
 @dataclass
@@ -87,6 +96,15 @@ class Study:
     def manifest(self, name: str) -> Manifest:
         return self.manifests[name]
 
+    def architecture_job(self, name: str, env: str) -> dict[str, Any] | None:
+        """A manifest's architecture as a job carries it: with the import names of the
+        packages pinned in the environment it runs in, which the runner checks the
+        resolved entry point against before calling it."""
+        arch = self.manifests[name].data.get("architecture")
+        if arch is None:
+            return None
+        return {**arch, "packages": sorted(self.envs[env].import_names())}
+
     def preprocess_hash(self, name: str) -> str:
         manifest = self.manifests[name]
         cached = self._preprocess_hashes.get(name)
@@ -94,6 +112,15 @@ class Study:
             cached = (manifest, spec_hash(spec_of(manifest.inputs)))
             self._preprocess_hashes[name] = cached
         return cached[1]
+
+    def unsafe_pickle(self, name: str) -> bool:
+        """Whether the artifact comes from a code-carrying pickle (consented to in the
+        config), directly or through the manifest it was converted from."""
+        source = self.manifests[self.artifact_name(name)].source
+        if source.get("unsafe_pickle"):
+            return True
+        derived = source.get("derived")
+        return bool(derived) and self.unsafe_pickle(derived["from"])
 
     def needed_manifests(self) -> list[str]:
         """Selected manifests plus every manifest they are derived from, transitively."""
@@ -120,10 +147,11 @@ MLPERF_TIMING = {
 
 def load_study(config: dict[str, Any], config_file: str, gpu_present: bool = False) -> Study:
     """Validate the config, manifests and environment files; expand the job table."""
+    check_values(config, config_file)  # --config overrides never passed load_yaml
     validate(config, "config", config_file)
     if config.get("timing_profile") == "mlperf":
         config = {**config, "study": {**config["study"], "timing": MLPERF_TIMING}}
-    if not Path(config["manifests"]).is_dir():
+    if not is_kind(config["manifests"], "dir"):
         raise InputErrors(
             [
                 InputError(
@@ -138,7 +166,7 @@ def load_study(config: dict[str, Any], config_file: str, gpu_present: bool = Fal
     errors: list[InputError] = []
     envs: dict[str, EnvFile] = {}
     for name, path in config["environments"].items():
-        if not Path(path).is_file():
+        if not is_kind(path, "file"):
             errors.append(
                 InputError(
                     config_file,
@@ -156,6 +184,8 @@ def load_study(config: dict[str, Any], config_file: str, gpu_present: bool = Fal
     errors.extend(_cross_check(study))
     if not errors:
         errors.extend(_expand_variants(study))
+    if not errors:
+        errors.extend(_unsafe_pickle_consent(study))
     if errors:
         raise InputErrors(errors)
     if study.cuda_jobs(gpu_present):
@@ -210,6 +240,22 @@ def _cuda_environment_errors(study: Study) -> list[InputError]:
 def _cross_check(study: Study) -> list[InputError]:
     cfg, errors = study.config, []
     settings = cfg["study"]
+    errors.extend(_config_names(study))
+    for name, dataset in cfg["datasets"].items():
+        where = f"datasets.{name}"
+        if "url" in dataset:
+            errors.extend(url_errors(dataset["url"], study.config_file, f"{where}.url"))
+        errors.extend(_regex_errors(dataset["labels"]["filename_regex"], study, where))
+    timing = settings["timing"]
+    if timing["max_duration_s"] < timing["min_duration_s"]:
+        errors.append(
+            InputError(
+                study.config_file,
+                "study.timing.max_duration_s",
+                f"{timing['max_duration_s']} s is below min_duration_s {timing['min_duration_s']}",
+                "make max_duration_s at least min_duration_s",
+            )
+        )
     if settings["dataset"] not in cfg["datasets"]:
         errors.append(
             InputError(
@@ -260,7 +306,7 @@ def _cross_check(study: Study) -> list[InputError]:
         )
         return errors
     for m in study.manifests.values():
-        errors.extend(_manifest_against_envs(m, study))
+        errors.extend(_manifest_against_envs(m, study, study.env_of(m.name)))
     for name, extra in settings.get("compare_environments", {}).items():
         field_name = f"study.compare_environments.{name}"
         if name not in settings["models"]:
@@ -284,7 +330,115 @@ def _cross_check(study: Study) -> list[InputError]:
                     )
                 )
             else:
-                errors.extend(_framework_version(study.manifests[name], study.envs[env_name]))
+                compared = study.manifests[name]
+                errors.extend(_framework_version(compared, study.envs[env_name]))
+                errors.extend(_entry_point_errors(compared, study.envs[env_name]))
+    return errors
+
+
+def _config_names(study: Study) -> list[InputError]:
+    """Names that become directories are unique after case-folding; every manifest the
+    config names for ablations, diagnosis or unsafe-pickle consent exists."""
+    cfg, errors = study.config, []
+    sections = {
+        "environments": cfg["environments"],
+        "datasets": cfg["datasets"],
+        "systems": cfg.get("systems") or {},
+        "ablations.variants": (cfg.get("ablations") or {}).get("variants", {}),
+    }
+    for section, names in sections.items():
+        seen: dict[str, str] = {}
+        for name in names:
+            other = seen.setdefault(name.casefold(), name)
+            if other != name:
+                errors.append(
+                    InputError(
+                        study.config_file,
+                        f"{section}.{name}",
+                        f"{name!r} and {other!r} differ only in case (they name the same "
+                        "directory on case-insensitive file systems)",
+                        "rename one of them",
+                    )
+                )
+    named: list[tuple[str, str]] = []
+    ablations = cfg.get("ablations")
+    if ablations:
+        named.append(("ablations.model", ablations["model"]))
+        named.extend(
+            (f"ablations.variants.{v}.model", spec["model"])
+            for v, spec in ablations["variants"].items()
+            if "model" in spec
+        )
+    named.extend((f"diagnose[{i}]", n) for i, n in enumerate(cfg.get("diagnose", [])))
+    named.extend(
+        (f"allow_unsafe_pickle[{i}]", n) for i, n in enumerate(cfg.get("allow_unsafe_pickle", []))
+    )
+    for where, name in named:
+        if name not in study.manifests:
+            errors.append(
+                InputError(
+                    study.config_file,
+                    where,
+                    f"no manifest named {name!r} in {cfg['manifests']}",
+                    f"use one of {sorted(study.manifests)}",
+                )
+            )
+    return errors
+
+
+def _regex_errors(pattern: str, study: Study, where: str) -> list[InputError]:
+    field_name = f"{where}.labels.filename_regex"
+    try:
+        groups = re.compile(pattern).groups
+    except (re.error, RecursionError, OverflowError) as exc:
+        return [
+            InputError(
+                study.config_file,
+                field_name,
+                f"not a regular expression ({exc})",
+                "write a Python regular expression such as '^(n\\d{8})_'",
+            )
+        ]
+    if groups != 1:
+        return [
+            InputError(
+                study.config_file,
+                field_name,
+                f"has {groups} groups; the class id is read from exactly one",
+                "put one pair of parentheses around the class id (use (?:...) for others)",
+            )
+        ]
+    return []
+
+
+def _unsafe_pickle_consent(study: Study) -> list[InputError]:
+    """A code-carrying pickle loads only with the study's consent, by manifest name, and a
+    sha256 that pins the file consented to."""
+    allowed = set(study.config.get("allow_unsafe_pickle", []))
+    errors = []
+    for name in study.needed_manifests():
+        m = study.manifests[name]
+        if not m.source.get("unsafe_pickle"):
+            continue
+        if name not in allowed:
+            errors.append(
+                InputError(
+                    m.path,
+                    "source.unsafe_pickle",
+                    "a pickle that may execute code while loading, without the study's consent",
+                    f"convert the file to a plain state_dict, or, if you trust it, add {name!r} "
+                    f"to allow_unsafe_pickle in {study.config_file}",
+                )
+            )
+        if "sha256" not in m.source:
+            errors.append(
+                InputError(
+                    m.path,
+                    "source.sha256",
+                    "an unsafe pickle without a checksum (the consent would cover any file)",
+                    "add 'sha256:' with the sha256 of the file you trust",
+                )
+            )
     return errors
 
 
@@ -301,7 +455,7 @@ def _expand_variants(study: Study) -> list[InputError]:
             )
     for i, base in enumerate(study.config.get("diagnose", [])):
         if base not in study.manifests:
-            continue  # reported below with the field
+            continue  # reported by _config_names
         for variant, overrides in diagnosis_candidates(study.manifests[base].data).items():
             requested.append((base, variant, "diagnosis", overrides, f"diagnose[{i}]"))
     for base, variant, kind, overrides, where in requested:
@@ -336,7 +490,9 @@ def _expand_variants(study: Study) -> list[InputError]:
         name = variant_name(base, variant)
         data["name"] = name
         manifest = Manifest(path=study.manifests[base].path, data=data)
+        # A variant is a manifest: every check a manifest passes, in its base's environment.
         problems = semantic_errors(manifest, strict_labels=False)
+        problems += _manifest_against_envs(manifest, study, study.env_of(base))
         for problem in problems:
             errors.append(
                 InputError(
@@ -357,10 +513,10 @@ def _expand_variants(study: Study) -> list[InputError]:
     return errors
 
 
-def _manifest_against_envs(m: Manifest, study: Study) -> list[InputError]:
+def _manifest_against_envs(m: Manifest, study: Study, env_name: str) -> list[InputError]:
     errors = []
-    env = study.envs.get(study.env_of(m.name))
-    if env is None and study.env_of(m.name) in study.config["environments"]:
+    env = study.envs.get(env_name)
+    if env is None and env_name in study.config["environments"]:
         return []  # declared, but its file failed to load: that error is already reported
     if env is None:
         return [
@@ -391,30 +547,36 @@ def _manifest_against_envs(m: Manifest, study: Study) -> list[InputError]:
                     f"use one of {sorted(study.envs)}",
                 )
             )
+        output = CONVERTER_OUTPUT[derived["converter"]]
+        if m.source["format"] != output:
+            errors.append(
+                InputError(
+                    m.path,
+                    "source.format",
+                    f"converter {derived['converter']!r} writes {output!r}, not "
+                    f"{m.source['format']!r}",
+                    f"set source.format to {output!r} or choose the matching converter",
+                )
+            )
+        source = study.manifests.get(derived["from"])
+        reads = CONVERTER_INPUT.get(derived["converter"], "pytorch-state-dict")
+        if source is not None and source.source["format"] != reads:
+            errors.append(
+                InputError(
+                    m.path,
+                    "source.derived.from",
+                    f"{source.name!r} is a {source.source['format']!r} artifact; converter "
+                    f"{derived['converter']!r} reads {reads!r}",
+                    f"derive from the model's {reads!r} manifest",
+                )
+            )
+            source = None
+        converter_env = study.envs.get(study.settings.get("environment") or derived["environment"])
+        if converter_env is not None and source is not None:
+            # the converter builds the source's architecture in its own environment
+            errors.extend(_entry_point_errors(source, converter_env))
     errors.extend(_claims_follow_source(m, study))
-    if "architecture" in m.data:
-        module = m.data["architecture"]["entry_point"].split(":")[0].split(".")[0]
-        if module in sys.stdlib_module_names:
-            errors.append(
-                InputError(
-                    m.path,
-                    "architecture.entry_point",
-                    f"module {module!r} is in the Python standard library; an entry point must "
-                    f"come from a package pinned in environment {env.name!r} ({env.path})",
-                    "name the model-building callable of a pinned package, from one of "
-                    f"{sorted(env.import_names())}",
-                )
-            )
-        elif module not in env.import_names():
-            errors.append(
-                InputError(
-                    m.path,
-                    "architecture.entry_point",
-                    f"module {module!r} is not provided by a package pinned in environment "
-                    f"{env.name!r} ({env.path})",
-                    f"pin its package in {env.path} or use one of {sorted(env.import_names())}",
-                )
-            )
+    errors.extend(_entry_point_errors(m, env))
     errors.extend(_framework_version(m, env))
     return errors
 
@@ -455,6 +617,25 @@ def _claims_follow_source(m: Manifest, study: Study) -> list[InputError]:
             )
         ]
     return []
+
+
+def _entry_point_errors(m: Manifest, env: EnvFile) -> list[InputError]:
+    if "architecture" not in m.data:
+        return []
+    entry_point = m.data["architecture"]["entry_point"]
+    problem = check_entry_point(entry_point, env.import_names())
+    if problem is None:
+        return []
+    return [
+        InputError(
+            m.path,
+            "architecture.entry_point",
+            f"{problem}; an entry point must be a public callable of a package pinned in "
+            f"environment {env.name!r} ({env.path})",
+            "name the model-building callable of a pinned package, from one of "
+            f"{sorted(env.import_names())} (or pin its package in {env.path})",
+        )
+    ]
 
 
 def _framework_version(m: Manifest, env: EnvFile) -> list[InputError]:

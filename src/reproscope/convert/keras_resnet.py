@@ -1,6 +1,6 @@
 """Port keras.applications.ResNet50 weights (a .keras file) to reproscope's PyTorch ResNet-50 v1.
 
-The two graphs are the same function (reproscope.architectures.ResNet50V1 documents how it
+The two graphs are the same function (reproscope.resnet.ResNet50V1 documents how it
 differs from torchvision's v1.5), so the port is a renaming plus layout changes:
 Keras ``conv{s}_block{b}_{i}_conv`` -> torch ``layer{s-1}.{b-1}.conv{i}`` (``_0_`` is the
 shortcut, ``downsample``), kernels HWIO -> OIHW, the Dense kernel transposed.
@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from reproscope.architectures import RESNET50_STAGES
+from reproscope.resnet import RESNET50_STAGES
 
 
 def layer_pairs() -> Iterator[tuple[str, str, str]]:

@@ -19,10 +19,9 @@ def onnx_export(job: dict[str, Any], out: Path) -> None:
     import torch
 
     from reproscope.convert.torch_export import export_onnx
-    from reproscope.runners.base import resolve_entry_point
+    from reproscope.entrypoints import build_architecture
 
-    arch = job["architecture"]
-    model = resolve_entry_point(arch["entry_point"])(*arch["args"], **arch["kwargs"])
+    model = build_architecture(job["architecture"])
     state = torch.load(job["source"], map_location="cpu", weights_only=not job["unsafe_pickle"])
     model.load_state_dict(state, strict=True)
     height, width = job["input_size"]

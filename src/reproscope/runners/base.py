@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -27,15 +26,6 @@ class Runner(Protocol):
 
     def info(self) -> dict[str, Any]:
         """Framework versions and every setting that can change speed or results."""
-
-
-def resolve_entry_point(entry_point: str) -> Any:
-    """'module:attr.attr' -> the object; only the manifest's documented entry point."""
-    module_name, _, attr_path = entry_point.partition(":")
-    obj: Any = importlib.import_module(module_name)
-    for attr in attr_path.split("."):
-        obj = getattr(obj, attr)
-    return obj
 
 
 def stage_ms(t0: int, t1: int, t2: int, t3: int, device: str) -> dict[str, float]:

@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from reproscope.runners.base import DeviceUnavailable, resolve_entry_point, stage_ms
+from reproscope.entrypoints import build_architecture
+from reproscope.runners.base import DeviceUnavailable, stage_ms
 
 
 class TorchRunner:
@@ -27,9 +28,8 @@ class TorchRunner:
         if self.device == "cuda" and not torch.cuda.is_available():
             raise DeviceUnavailable("torch.cuda.is_available() is False")
         self.weights_only = not job.get("unsafe_pickle", False)
+        model = build_architecture(job["architecture"])  # checked before anything is loaded
         state = torch.load(artifact, map_location="cpu", weights_only=self.weights_only)
-        arch = job["architecture"]
-        model = resolve_entry_point(arch["entry_point"])(*arch["args"], **arch["kwargs"])
         model.load_state_dict(state, strict=True)
         self.model = model.eval().to(self.device)
         placed = {p.device.type for p in self.model.parameters()}
