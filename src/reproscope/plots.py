@@ -150,11 +150,19 @@ def system_ranking(table: pd.DataFrame, out: Path) -> None:
         compute = group["compute_ms_b"] / group["compute_ms_a"]
         e2e = group["end_to_end_ms_b"] / group["end_to_end_ms_a"]
         (line,) = ax.plot(x, e2e, marker="o", label=f"{label} (end to end)")
-        ax.plot(x, compute, marker="s", linestyle="--", color=line.get_color(), label="compute")
+        ax.plot(
+            x,
+            compute,
+            marker="s",
+            linestyle="--",
+            color=line.get_color(),
+            label=f"{label} (compute)",
+        )
         flagged = group["rankings_disagree"].astype(bool)
         ax.scatter(x[flagged], e2e[flagged], s=160, facecolors="none", edgecolors="red", zorder=5)
     ax.axhline(1.0, color="black", linewidth=0.8)
     ax.set_xscale("log", base=2)
+    ax.set_yscale("log", base=2)
     ax.set_xlabel("batch size")
     ax.set_ylabel("time of b / time of a")
     ax.set_title("Whole-system check: compute-only vs end-to-end ranking (red: disagree)")
