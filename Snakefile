@@ -6,6 +6,10 @@ min_version("9.0")
 import sys
 
 sys.path.insert(0, f"{workflow.basedir}/src")
+# The workflow profile's config check may have imported an installed reproscope (another
+# checkout's): forget it, so that everything below imports this checkout's package.
+for _module in [m for m in sys.modules if m.split(".")[0] == "reproscope"]:
+    del sys.modules[_module]
 from reproscope.configcheck import check_workflow_configs
 from reproscope.errors import InputError, InputErrors
 

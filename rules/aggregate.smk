@@ -1,12 +1,16 @@
 rule aggregate:
     input:
-        index=dataset_index(study.dataset),
-        accuracy=accuracy_results(),
-        latency=latency_results(),
+        index=layout.dataset_index(study.dataset),
+        accuracy=ACCURACY_RESULTS,
+        logits=beside(ACCURACY_RESULTS, layout.logits_of),
+        topk=beside(ACCURACY_RESULTS, layout.topk_of),
+        latency=LATENCY_RESULTS,
         flops=flops_files(),
+        made_from=result_dependencies(ACCURACY_RESULTS + LATENCY_RESULTS),
         labels=sorted(
             {str(study.manifest(n).labels_path) for n in study.settings["models"]}
         ),
+        code=code_stamp("aggregate", script="aggregate.py"),
     output:
         runs=report(
             f"{RESULTS}/summary/runs.csv",
@@ -43,15 +47,20 @@ rule aggregate:
         runtime=10,
     params:
         manifests=lambda wc: canonical(manifest_summaries(study.settings["models"])),
+        jobs=result_digests(ACCURACY_RESULTS + LATENCY_RESULTS),
     script:
         "../scripts/aggregate.py"
 
 
 rule compare_variants:
     input:
-        index=dataset_index(study.dataset),
-        base=accuracy_results(),
-        variants=variant_results(),
+        index=layout.dataset_index(study.dataset),
+        base=ACCURACY_RESULTS,
+        variants=VARIANT_RESULTS,
+        topk=beside(ACCURACY_RESULTS + VARIANT_RESULTS, layout.topk_of),
+        made_from=result_dependencies(ACCURACY_RESULTS + VARIANT_RESULTS),
+        labels=sorted({str(study.manifest(n).labels_path) for n in EVALUATED}),
+        code=code_stamp("compare_variants", script="compare_variants.py"),
     output:
         ablations=report(
             f"{RESULTS}/summary/ablations.csv",
@@ -74,6 +83,7 @@ rule compare_variants:
     params:
         manifests=lambda wc: canonical(manifest_summaries()),
         variants=lambda wc: canonical(variant_summaries()),
+        jobs=result_digests(ACCURACY_RESULTS + VARIANT_RESULTS),
     script:
         "../scripts/compare_variants.py"
 

@@ -1,11 +1,16 @@
-import json
+import hashlib
+import os
 import re
 import sys
 from pathlib import Path
 
+from snakemake.settings.types import DeploymentMethod
+
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from reproscope.envs import env_python as python_of
+from reproscope import jobs, layout
+from reproscope.envs import HOST, conda_tool
+from reproscope.provenance import write_if_changed
 from reproscope.errors import InputError, InputErrors
 from reproscope.fingerprint import gpus
 from reproscope.preprocess import spec_of
@@ -22,14 +27,62 @@ try:
 except (InputError, InputErrors) as exc:
     raise WorkflowError(f"reproscope: the study cannot start:\n{exc}") from None
 
-SRC = str(Path(workflow.basedir) / "src")
-RESULTS = "results"
+# This checkout's package, for every rule: shell rules read it from the environment
+# (PYTHONPATH="$REPROSCOPE_SRC"), script rules from snakemake.scriptdir. Neither is a
+# param, so results and .snakemake/ stay valid when the project moves. Set here, not
+# asserted with envvars:, because every Snakemake process (remote jobs re-read this file)
+# sets them for its own checkout and interpreter.
+os.environ.update(
+    REPROSCOPE_SRC=str(Path(workflow.basedir) / "src"),
+    REPROSCOPE_HOST_PYTHON=sys.executable,
+)
+RESULTS = layout.RESULTS
 JOBS = study.jobs
 THREADS = study.settings["threads"]
 GROUPED = study.settings.get("group_batch_sizes", False)
 BATCH_SIZES = sorted(study.settings["batch_sizes"])
 # With grouping, Offline points are measured by latency_grouped, one process per group.
 SINGLE_SCENARIOS = "SingleStream|Server" if GROUPED else "Offline|SingleStream|Server"
+# One mechanism per run: with --sdm conda, Snakemake's conda: (jobs run the activated
+# environment's python); without it, the prefix that build_env makes, and the inference
+# and conversion rules' conda: functions return None.
+USE_CONDA = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
+if USE_CONDA and conda_tool() is None:
+    raise WorkflowError(
+        "reproscope: --sdm conda needs mamba or conda on PATH, and neither was found. "
+        "Fix: install one of them, or run without --sdm conda (the environments are then "
+        "built as virtualenvs under results/envs/)"
+    )
+
+
+INFER_SHELL = (
+    'PYTHONPATH="$REPROSCOPE_SRC" {params.python} -m reproscope.infer {params.job:q} '
+    "> {log} 2>&1"
+)
+RANDOM_INIT_SHELL = (
+    'PYTHONPATH="$REPROSCOPE_SRC" {params.python} -m reproscope.random_init {params.job:q} '
+    "> {log} 2>&1"
+)
+CONVERT_SHELL = (
+    'PYTHONPATH="$REPROSCOPE_SRC" {params.python} -m reproscope.convert.main {params.job:q} '
+    "> {log} 2>&1"
+)
+
+
+def code_stamp(rule, script=None, shell=None):
+    """A declared input that changes when the rule's script or shell command does.
+
+    Snakemake's own code trigger compares a script's file time with the outputs', which
+    a fresh clone resets, so the workflow profile leaves that trigger out (see
+    profiles/default) and this content hash replaces it.
+    """
+    text = (
+        (Path(workflow.basedir) / "scripts" / script).read_text() if script else shell
+    )
+    write_if_changed(
+        layout.code_stamp(rule), {"sha256": hashlib.sha256(text.encode()).hexdigest()}
+    )
+    return layout.code_stamp(rule)
 
 
 def canonical(value):
@@ -56,24 +109,22 @@ FETCHED = [n for n in study.needed_manifests() if n not in DERIVED + INITIALISED
 
 
 def artifact(name):
-    base = study.artifact_name(name)
-    return f"{RESULTS}/models/{base}/model.{study.manifest(base).artifact_suffix}"
+    return jobs.artifact_of(study, name)
 
 
-def env_lock(env):
-    return f"{RESULTS}/envs/{env}/lock.json"
-
-
-def env_prefix(env):
-    return f"{RESULTS}/envs/{env}/prefix"
+env_lock = layout.env_lock
+env_prefix = layout.env_prefix
+dataset_index = layout.dataset_index
 
 
 def env_python(env):
-    return str(python_of(Path(env_prefix(env)).resolve(), env))
-
-
-def dataset_index(dataset):
-    return f"{RESULTS}/datasets/{dataset}/index.json"
+    """The interpreter a job of env runs: relative to the workdir, or an environment
+    variable (the host's), never an absolute path in params."""
+    if USE_CONDA:
+        return "python"
+    if env == HOST:
+        return '"$REPROSCOPE_HOST_PYTHON"'
+    return layout.prefix_python(env)
 
 
 def flops_files():
@@ -82,22 +133,46 @@ def flops_files():
     for name in study.needed_manifests():
         m = study.manifest(name)
         if m.artifact_suffix == "onnx" and name in study.settings["models"]:
-            found.setdefault(m.model, f"{RESULTS}/models/{name}/flops.json")
+            found.setdefault(m.model, layout.flops(name))
     return sorted(found.values())
 
 
 def preprocessed(name):
-    return (
-        f"{RESULTS}/preprocess/{study.dataset}/{study.preprocess_hash(name)}/inputs.npy"
-    )
+    return jobs.preprocessed_of(study, name)
 
 
 EVALUATED = [*study.settings["models"], *study.variants]
 SPECS = {study.preprocess_hash(n): n for n in EVALUATED}
 
+# Every result-writing job, built once: result path -> job.
+RESULT_JOBS = {job.result_out: job for job in jobs.table_jobs(study)}
 
-def inference_dir(row):
-    return f"{RESULTS}/inference/{row.system}/{row.manifest}/{row.env}/{row.device}"
+# What the inference jobs use of each manifest and of the study settings, as stamp files
+# (declared inputs) rewritten only when it changed: an edit re-plans exactly the jobs
+# that use it, even without .snakemake/.
+for _name in EVALUATED:
+    write_if_changed(layout.manifest_stamp(_name), jobs.manifest_parts(study, _name))
+for _mode in jobs.MODE_SETTINGS:
+    write_if_changed(layout.settings_stamp(_mode), jobs.mode_settings(study, _mode))
+
+
+def _results(rows):
+    return [
+        (
+            layout.accuracy_result(r.system, r.manifest, r.env, r.device)
+            if r.mode == "accuracy"
+            else layout.latency_result(
+                r.system,
+                r.manifest,
+                r.env,
+                r.device,
+                r.scenario,
+                int(r.batch_size),
+                int(r.repeat),
+            )
+        )
+        for r in rows.itertuples()
+    ]
 
 
 def accuracy_results(kinds=("study",)):
@@ -106,19 +181,41 @@ def accuracy_results(kinds=("study",)):
         if len(JOBS)
         else JOBS
     )
-    return [f"{inference_dir(r)}/accuracy.json" for r in rows.itertuples()]
+    return _results(rows)
+
+
+ACCURACY_RESULTS = accuracy_results()
 
 
 def variant_results():
     return accuracy_results(kinds=("ablation", "diagnosis"))
 
 
+def beside(results, of):
+    """The logits/top-k files written beside accuracy results (aggregation reads them)."""
+    return [str(of(r)) for r in results]
+
+
 def latency_results():
-    rows = JOBS[JOBS["mode"] == "latency"] if len(JOBS) else JOBS
-    return [
-        f"{inference_dir(r)}/{r.scenario}_bs{int(r.batch_size)}_r{int(r.repeat)}.json"
-        for r in rows.itertuples()
-    ]
+    return _results(JOBS[JOBS["mode"] == "latency"] if len(JOBS) else JOBS)
+
+
+LATENCY_RESULTS = latency_results()
+VARIANT_RESULTS = variant_results()
+
+
+def result_digests(results):
+    """result path -> digest of its current job; aggregation refuses any other."""
+    return {r: jobs.digest(RESULT_JOBS[r].to_dict()) for r in results}
+
+
+def result_dependencies(results):
+    """The environment locks and artifacts results were made from, hashed at aggregation."""
+    found = set()
+    for r in results:
+        job = RESULT_JOBS[r]
+        found.update((job.env_lock, job.artifact, layout.preprocess_timing(job.inputs)))
+    return sorted(found)
 
 
 def system_value(key, cuda_only=False):
@@ -140,78 +237,66 @@ constraint = system_value("slurm_constraint")
 gres = system_value("slurm_gres", cuda_only=True)
 
 
-def inference_inputs(wildcards):
-    """Artifact, preprocessed tensor (+ its timing), and the environment lock of a job."""
-    tensor = preprocessed(wildcards.manifest)
-    return {
-        "model": artifact(wildcards.manifest),
-        "inputs": tensor,
-        "preprocess_timing": tensor[: -len(".npy")] + ".json",
-        "lock": env_lock(wildcards.env),
-    }
+INFER_CODE = code_stamp("inference", shell=INFER_SHELL)
+
+
+def inference_inputs(mode):
+    """Artifact, preprocessed tensor (+ its timing), the environment lock of a job, and
+    the stamps of what it uses of its manifest and the study settings."""
+
+    def inputs(wildcards):
+        tensor = preprocessed(wildcards.manifest)
+        return {
+            "model": artifact(wildcards.manifest),
+            "inputs": tensor,
+            "preprocess_timing": layout.preprocess_timing(tensor),
+            "lock": env_lock(wildcards.env),
+            "manifest_stamp": layout.manifest_stamp(wildcards.manifest),
+            "settings_stamp": layout.settings_stamp(mode),
+            "code": INFER_CODE,
+        }
+
+    return inputs
 
 
 def grouped_job(wildcards, output):
     """All Offline batch sizes of one (system, manifest, env, device, repeat)."""
-    wildcards.scenario, wildcards.batch_size = "Offline", BATCH_SIZES[0]
-    job = json.loads(inference_job(wildcards, output, "latency"))
-    del job["result_out"], job["batch_size"]
-    job.update(batch_sizes=BATCH_SIZES, result_outs=list(output))
-    return json.dumps(job, sort_keys=True)
+    return jobs.grouped_job(
+        study,
+        wildcards.system,
+        wildcards.manifest,
+        wildcards.env,
+        wildcards.device,
+        int(wildcards.repeat),
+    ).to_json()
 
 
 def inference_job(wildcards, output, mode):
-    m = study.manifest(wildcards.manifest)
-    job = {
-        "mode": mode,
-        "framework": m.framework,
-        "manifest": m.name,
-        "model": m.model,
-        "system": wildcards.system,
-        "env": wildcards.env,
-        "device": wildcards.device,
-        "threads": study.systems.get(wildcards.system, {}).get("threads", THREADS),
-        "artifact": artifact(m.name),
-        "inputs": preprocessed(m.name),
-        "env_lock": env_lock(wildcards.env),
-        "architecture": study.architecture_job(m.name, wildcards.env),
-        "unsafe_pickle": study.unsafe_pickle(m.name),
-        "top_k": m.outputs["top_k"],
-        "result_out": output.get("result", output[0]),
-    }
-    if mode == "accuracy":
-        job.update(
-            batch_size=study.settings["accuracy_batch_size"],
-            logits_out=output.logits,
-            topk_out=output.topk,
+    job = RESULT_JOBS.get(output[0])
+    if job is None:  # a target outside the job table, asked for by name
+        point = (
+            (wildcards.scenario, int(wildcards.batch_size), int(wildcards.repeat))
+            if mode == "latency"
+            else ()
         )
-    else:
-        job["batch_size"] = int(wildcards.batch_size)
-        job["timing"] = study.settings["timing"]
-        job["scenario"] = wildcards.scenario
-        job["repeat"] = int(wildcards.repeat)
-        if wildcards.scenario == "Server":
-            job["server"] = study.settings["server"]
-    return json.dumps(job, sort_keys=True)
+        where = (wildcards.system, wildcards.manifest, wildcards.env, wildcards.device)
+        job = jobs.inference_job(study, mode, *where, *point)
+    return job.to_json()
 
 
 def all_outputs():
     return [
-        f"{RESULTS}/summary/runs.csv",
-        f"{RESULTS}/summary/accuracy.csv",
-        f"{RESULTS}/summary/agreement.csv",
-        f"{RESULTS}/summary/repeats.csv",
-        f"{RESULTS}/summary/environments.csv",
-        f"{RESULTS}/summary/system_ranking.csv",
-        f"{RESULTS}/plots/system_ranking.png",
-        f"{RESULTS}/plots/latency_throughput.png",
-        f"{RESULTS}/plots/accuracy_vs_claim.png",
-        f"{RESULTS}/plots/latency_breakdown.png",
+        *map(layout.summary, ("runs.csv", "accuracy.csv", "agreement.csv")),
+        *map(layout.summary, ("repeats.csv", "environments.csv", "system_ranking.csv")),
+        layout.plot("system_ranking.png"),
+        layout.plot("latency_throughput.png"),
+        layout.plot("accuracy_vs_claim.png"),
+        layout.plot("latency_breakdown.png"),
         *(
             [
-                f"{RESULTS}/summary/ablations.csv",
-                f"{RESULTS}/summary/diagnosis.csv",
-                f"{RESULTS}/plots/ablations.png",
+                layout.summary("ablations.csv"),
+                layout.summary("diagnosis.csv"),
+                layout.plot("ablations.png"),
             ]
             if study.variants
             else []
@@ -219,37 +304,12 @@ def all_outputs():
     ]
 
 
-def conversion_job(name, source_path, out_path):
-    m = study.manifest(name)
-    derived = m.source["derived"]
-    source = study.manifest(derived["from"])
-    return json.dumps(
-        {
-            "converter": derived["converter"],
-            "opset": derived.get("opset", 17),
-            "source": source_path,
-            "output": out_path,
-            "architecture": study.architecture_job(
-                source.name, study.converter_env_of(name)
-            ),
-            "unsafe_pickle": bool(source.source.get("unsafe_pickle", False)),
-            "input_size": m.inputs["size"],
-        },
-        sort_keys=True,
-    )
+def conversion_job(name):
+    return jobs.conversion_job(study, name).to_json()
 
 
-def random_init_job(name, out_path):
-    m = study.manifest(name)
-    return json.dumps(
-        {
-            "format": m.source["format"],
-            "random_init": m.source["random_init"],
-            "architecture": study.architecture_job(name, study.env_of(name)),
-            "output": out_path,
-        },
-        sort_keys=True,
-    )
+def random_init_job(name):
+    return jobs.random_init_job(study, name).to_json()
 
 
 def manifest_summaries(names=None):
@@ -272,10 +332,12 @@ def variant_summaries():
     }
 
 
-_ENV_FILES = {}  # env name -> resolved path of its file; asked once per inference job
+_ENV_FILES = {}  # env name -> path of its file; asked once per inference job
 
 
 def _env_file(env):
+    if not USE_CONDA:
+        return None
     path = _ENV_FILES.get(env)
     if path is None:
         path = _ENV_FILES[env] = str(Path(config["environments"][env]).resolve())
@@ -283,9 +345,14 @@ def _env_file(env):
 
 
 def inference_env_file(wildcards):
-    """The pinned file of a job's environment; build_env builds it (see envs.smk)."""
+    """With --sdm conda and conda/mamba present, the job's environment file; else None
+    (the job runs the prefix build_env made, see envs.smk)."""
     return _env_file(wildcards.env)
 
 
 def conversion_env_file(wildcards):
     return _env_file(study.converter_env_of(wildcards.manifest))
+
+
+def manifest_env_file(wildcards):
+    return _env_file(study.env_of(wildcards.manifest))

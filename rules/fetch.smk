@@ -1,6 +1,8 @@
 rule fetch_model:
+    input:
+        code=code_stamp("fetch_model", script="fetch_model.py"),
     output:
-        f"{RESULTS}/models/{{manifest}}/model.{{suffix}}",
+        layout.artifact("{manifest}", "{suffix}"),
     log:
         f"{RESULTS}/logs/fetch_model/{{manifest}}.{{suffix}}.log",
     wildcard_constraints:
@@ -25,8 +27,9 @@ rule convert_model:
             study.manifest(wc.manifest).source["derived"]["from"]
         ),
         lock=lambda wc: env_lock(study.converter_env_of(wc.manifest)),
+        code=code_stamp("convert_model", shell=CONVERT_SHELL),
     output:
-        f"{RESULTS}/models/{{manifest}}/model.{{suffix}}",
+        layout.artifact("{manifest}", "{suffix}"),
     log:
         f"{RESULTS}/logs/convert_model/{{manifest}}.{{suffix}}.log",
     wildcard_constraints:
@@ -39,42 +42,41 @@ rule convert_model:
         mem_mb=4000,
         runtime=30,
     params:
-        src=SRC,
         python=lambda wc: env_python(study.converter_env_of(wc.manifest)),
-        job=lambda wc, input, output: conversion_job(
-            wc.manifest, input.source, output[0]
-        ),
+        job=lambda wc: conversion_job(wc.manifest),
     shell:
-        "PYTHONPATH={params.src} {params.python} -m reproscope.convert.main {params.job:q} > {log} 2>&1"
+        CONVERT_SHELL
 
 
 rule init_model:
     input:
         lock=lambda wc: env_lock(study.env_of(wc.manifest)),
+        code=code_stamp("init_model", shell=RANDOM_INIT_SHELL),
     output:
-        f"{RESULTS}/models/{{manifest}}/model.{{suffix}}",
+        layout.artifact("{manifest}", "{suffix}"),
     log:
         f"{RESULTS}/logs/init_model/{{manifest}}.{{suffix}}.log",
     wildcard_constraints:
         manifest=names_regex(INITIALISED),
         suffix="pt|keras",
     conda:
-        lambda wc: _env_file(study.env_of(wc.manifest))
+        manifest_env_file
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
     params:
-        src=SRC,
         python=lambda wc: env_python(study.env_of(wc.manifest)),
-        job=lambda wc, output: random_init_job(wc.manifest, output[0]),
+        job=lambda wc: random_init_job(wc.manifest),
     shell:
-        "PYTHONPATH={params.src} {params.python} -m reproscope.random_init {params.job:q} > {log} 2>&1"
+        RANDOM_INIT_SHELL
 
 
 rule fetch_dataset:
+    input:
+        code=code_stamp("fetch_dataset", script="fetch_dataset.py"),
     output:
-        f"{RESULTS}/datasets/{{dataset}}/index.json",
+        layout.dataset_index("{dataset}"),
     log:
         f"{RESULTS}/logs/fetch_dataset/{{dataset}}.log",
     conda:
@@ -92,9 +94,10 @@ rule fetch_dataset:
 
 rule count_flops:
     input:
-        f"{RESULTS}/models/{{manifest}}/model.onnx",
+        layout.artifact("{manifest}", "onnx"),
+        code=code_stamp("count_flops", script="count_flops.py"),
     output:
-        f"{RESULTS}/models/{{manifest}}/flops.json",
+        layout.flops("{manifest}"),
     log:
         f"{RESULTS}/logs/count_flops/{{manifest}}.log",
     conda:

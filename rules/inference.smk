@@ -1,10 +1,10 @@
 rule accuracy:
     input:
-        unpack(inference_inputs),
+        unpack(inference_inputs("accuracy")),
     output:
-        result=f"{RESULTS}/inference/{{system}}/{{manifest}}/{{env}}/{{device}}/accuracy.json",
-        logits=f"{RESULTS}/inference/{{system}}/{{manifest}}/{{env}}/{{device}}/logits.npy",
-        topk=f"{RESULTS}/inference/{{system}}/{{manifest}}/{{env}}/{{device}}/topk.npy",
+        result=layout.accuracy_result("{system}", "{manifest}", "{env}", "{device}"),
+        logits=layout.logits("{system}", "{manifest}", "{env}", "{device}"),
+        topk=layout.topk("{system}", "{manifest}", "{env}", "{device}"),
     log:
         f"{RESULTS}/logs/inference/{{system}}/{{manifest}}/{{env}}/{{device}}/accuracy.log",
     benchmark:
@@ -19,18 +19,25 @@ rule accuracy:
         constraint=constraint,
         gres=gres,
     params:
-        src=SRC,
         python=lambda wc: env_python(wc.env),
         job=lambda wc, output: inference_job(wc, output, "accuracy"),
     shell:
-        "PYTHONPATH={params.src} {params.python} -m reproscope.infer {params.job:q} > {log} 2>&1"
+        INFER_SHELL
 
 
 rule latency:
     input:
-        unpack(inference_inputs),
+        unpack(inference_inputs("latency")),
     output:
-        result=f"{RESULTS}/inference/{{system}}/{{manifest}}/{{env}}/{{device}}/{{scenario}}_bs{{batch_size}}_r{{repeat}}.json",
+        result=layout.latency_result(
+            "{system}",
+            "{manifest}",
+            "{env}",
+            "{device}",
+            "{scenario}",
+            "{batch_size}",
+            "{repeat}",
+        ),
     log:
         f"{RESULTS}/logs/inference/{{system}}/{{manifest}}/{{env}}/{{device}}/{{scenario}}_bs{{batch_size}}_r{{repeat}}.log",
     benchmark:
@@ -49,23 +56,30 @@ rule latency:
         constraint=constraint,
         gres=gres,
     params:
-        src=SRC,
         python=lambda wc: env_python(wc.env),
         job=lambda wc, output: inference_job(wc, output, "latency"),
     shell:
-        "PYTHONPATH={params.src} {params.python} -m reproscope.infer {params.job:q} > {log} 2>&1"
+        INFER_SHELL
 
 
 if GROUPED:
 
     rule latency_grouped:
         input:
-            unpack(inference_inputs),
+            unpack(inference_inputs("latency")),
         output:
-            expand(
-                f"{RESULTS}/inference/{{{{system}}}}/{{{{manifest}}}}/{{{{env}}}}/{{{{device}}}}/Offline_bs{{batch_size}}_r{{{{repeat}}}}.json",
-                batch_size=BATCH_SIZES,
-            ),
+            [
+                layout.latency_result(
+                    "{system}",
+                    "{manifest}",
+                    "{env}",
+                    "{device}",
+                    "Offline",
+                    bs,
+                    "{repeat}",
+                )
+                for bs in BATCH_SIZES
+            ],
         log:
             f"{RESULTS}/logs/inference/{{system}}/{{manifest}}/{{env}}/{{device}}/Offline_grouped_r{{repeat}}.log",
         benchmark:
@@ -82,8 +96,7 @@ if GROUPED:
             constraint=constraint,
             gres=gres,
         params:
-            src=SRC,
             python=lambda wc: env_python(wc.env),
             job=lambda wc, output: grouped_job(wc, output),
         shell:
-            "PYTHONPATH={params.src} {params.python} -m reproscope.infer {params.job:q} > {log} 2>&1"
+            INFER_SHELL

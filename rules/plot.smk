@@ -2,6 +2,7 @@ rule plot:
     input:
         runs=f"{RESULTS}/summary/runs.csv",
         accuracy=f"{RESULTS}/summary/accuracy.csv",
+        code=code_stamp("plot", script="plot.py"),
     output:
         performance=report(
             f"{RESULTS}/plots/latency_throughput.png",
@@ -35,6 +36,7 @@ rule plot:
 rule plot_ablations:
     input:
         ablations=f"{RESULTS}/summary/ablations.csv",
+        code=code_stamp("plot_ablations", script="plot_ablations.py"),
     output:
         report(
             f"{RESULTS}/plots/ablations.png",

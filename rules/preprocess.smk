@@ -1,9 +1,10 @@
 rule preprocess:
     input:
-        index=f"{RESULTS}/datasets/{{dataset}}/index.json",
+        index=layout.dataset_index("{dataset}"),
+        code=code_stamp("preprocess", script="preprocess.py"),
     output:
-        tensor=f"{RESULTS}/preprocess/{{dataset}}/{{spec}}/inputs.npy",
-        timing=f"{RESULTS}/preprocess/{{dataset}}/{{spec}}/inputs.json",
+        tensor=layout.preprocessed("{dataset}", "{spec}"),
+        timing=layout.preprocess_timing(layout.preprocessed("{dataset}", "{spec}")),
     log:
         f"{RESULTS}/logs/preprocess/{{dataset}}/{{spec}}.log",
     conda:

@@ -1,7 +1,13 @@
 """Rule aggregate: per-job JSON results -> results/summary/*.csv."""
 
-import json
+import sys
 from pathlib import Path
+
+# This checkout's package, whatever reproscope the interpreter has installed.
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
+
+
+import json
 
 from reproscope.aggregate import (
     accuracy_table,
@@ -10,9 +16,12 @@ from reproscope.aggregate import (
     repeats_table,
     runs_table,
 )
+from reproscope.provenance import check_results
 
 snakemake = snakemake  # noqa: F821, PLW0127 (injected by Snakemake)
 
+# A result made for another manifest, lock or input never reaches a table.
+check_results([*snakemake.input.accuracy, *snakemake.input.latency], dict(snakemake.params.jobs))
 index = json.loads(Path(snakemake.input.index).read_text())
 runs = runs_table(list(snakemake.input.latency), list(snakemake.input.flops))
 runs.to_csv(snakemake.output.runs, index=False)

@@ -1,12 +1,20 @@
 """Rule compare_variants: ablation and diagnosis variants against their bases."""
 
-import json
+import sys
 from pathlib import Path
 
+# This checkout's package, whatever reproscope the interpreter has installed.
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
+
+
+import json
+
+from reproscope.provenance import check_results
 from reproscope.variants_table import diagnosis_table, variants_table
 
 snakemake = snakemake  # noqa: F821, PLW0127 (injected by Snakemake)
 
+check_results([*snakemake.input.base, *snakemake.input.variants], dict(snakemake.params.jobs))
 index = json.loads(Path(snakemake.input.index).read_text())
 table = variants_table(
     list(snakemake.input.variants), index, snakemake.params.manifests, snakemake.params.variants

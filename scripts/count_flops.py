@@ -1,7 +1,13 @@
 """Rule count_flops: operations per inference, counted from an ONNX graph."""
 
-import json
+import sys
 from pathlib import Path
+
+# This checkout's package, whatever reproscope the interpreter has installed.
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
+
+
+import json
 
 from reproscope.flops import onnx_flops
 

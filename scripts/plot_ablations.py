@@ -1,6 +1,11 @@
 """Rule plot_ablations: delta top-1 per variant, sorted."""
 
+import sys
 from pathlib import Path
+
+# This checkout's package, whatever reproscope the interpreter has installed.
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
+
 
 import pandas as pd
 

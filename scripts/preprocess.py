@@ -1,11 +1,18 @@
 """Rule preprocess: one tensor file per (dataset, preprocessing spec)."""
 
+import sys
+from pathlib import Path
+
+# This checkout's package, whatever reproscope the interpreter has installed.
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
+
+
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 
+from reproscope.fetch import sha256_file
 from reproscope.preprocess import preprocess_files
 
 snakemake = snakemake  # noqa: F821, PLW0127 (injected by Snakemake)
@@ -23,6 +30,7 @@ Path(snakemake.output.timing).write_text(
             "seconds_per_image": float(np.median(seconds)),
             "wall_s": time.perf_counter() - started,
             "threads": snakemake.threads,
+            "sha256": sha256_file(snakemake.output.tensor),
         },
         indent=1,
     )

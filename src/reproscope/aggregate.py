@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from reproscope import layout
 from reproscope.manifest import read_label_list
 
 RUN_STATS = [
@@ -258,7 +259,7 @@ def image_hits(
     result_path: str | Path, index: dict[str, Any], info: dict[str, Any]
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per image: is the true class the top-1, and is it among the top-5 predictions."""
-    topk = np.load(Path(result_path).with_name("topk.npy"))
+    topk = np.load(layout.topk_of(result_path))
     truth = expected_indices(
         index["labels"], read_label_list(Path(info["labels"])), info["label_offset"]
     )
@@ -347,9 +348,9 @@ def agreement_table(accuracy_files: list[str]) -> pd.DataFrame:
     for (job_a, path_a), (job_b, path_b) in itertools.combinations(runs, 2):
         if job_a["model"] != job_b["model"]:
             continue
-        top_a, top_b = np.load(path_a.with_name("topk.npy")), np.load(path_b.with_name("topk.npy"))
-        logits_a = np.load(path_a.with_name("logits.npy"))
-        logits_b = np.load(path_b.with_name("logits.npy"))
+        top_a, top_b = np.load(layout.topk_of(path_a)), np.load(layout.topk_of(path_b))
+        logits_a = np.load(layout.logits_of(path_a))
+        logits_b = np.load(layout.logits_of(path_b))
         same_shape = logits_a.shape == logits_b.shape
         rows.append(
             {

@@ -19,9 +19,11 @@ from typing import Any
 
 import numpy as np
 
+from reproscope import layout
 from reproscope.fetch import sha256_file
 from reproscope.fingerprint import system_fingerprint
 from reproscope.flops import peak_gflops
+from reproscope.jobs import InferenceJob
 from reproscope.resources import GpuSampler
 from reproscope.scenarios import (
     StopRule,
@@ -122,7 +124,7 @@ def breakdown(runner: Any, inputs: np.ndarray, job: dict[str, Any]) -> dict[str,
         for key, value in stages.items():
             parts.setdefault(key, []).append(value)
     medians = {key: float(np.median(values)) for key, values in parts.items()}
-    prepared = json.loads(Path(job["inputs"]).with_suffix(".json").read_text())
+    prepared = json.loads(Path(layout.preprocess_timing(job["inputs"])).read_text())
     medians["preprocess_ms"] = prepared["seconds_per_image"] * 1e3 * job["batch_size"]
     return medians
 
@@ -248,7 +250,7 @@ def main(argv: list[str]) -> int:
         print("usage: python -m reproscope.infer JOB.json|'{...}'", file=sys.stderr)
         return 2
     text = argv[1] if argv[1].lstrip().startswith("{") else Path(argv[1]).read_text()
-    job = json.loads(text)
+    job = InferenceJob.from_json(text).to_dict()
     if "batch_sizes" in job:
         run_group(job)
         return 0

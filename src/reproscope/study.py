@@ -61,6 +61,10 @@ class Study:
     def systems(self) -> dict[str, Any]:
         return self.config.get("systems") or DEFAULT_SYSTEM
 
+    def threads_of(self, system: str) -> int:
+        """Intra-op threads of a system's jobs: its own `threads`, else study.threads."""
+        return self.systems.get(system, {}).get("threads", self.settings["threads"])
+
     def env_of(self, name: str) -> str:
         """The environment a manifest runs in: its own unless the study overrides it."""
         return self.settings.get("environment") or self.manifests[name].environment

@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from reproscope import layout
 from reproscope.ablation import compare_hits, rank_diagnosis
 from reproscope.aggregate import claim_for, image_hits
 
@@ -38,13 +39,6 @@ ABLATION_COLUMNS = [
 ]
 
 
-def _base_result(variant_path: Path, variant: str, base: str) -> Path:
-    """results/inference/<system>/<variant>/<env>/<device>/accuracy.json -> the base's."""
-    parts = list(variant_path.parts)
-    parts[parts.index(variant)] = base
-    return Path(*parts)
-
-
 def variants_table(
     variant_files: list[str],
     index: dict[str, Any],
@@ -56,7 +50,7 @@ def variants_table(
         record = json.loads(path.read_text())
         job = record["job"]
         variant = variants[job["manifest"]]
-        base_path = _base_result(path, job["manifest"], variant["base"])
+        base_path = layout.base_result(path, job["manifest"], variant["base"])
         base_record = json.loads(base_path.read_text())
         row = {
             "model": job["model"],

@@ -8,11 +8,12 @@ keras-resnet50 (keras.applications.ResNet50 .keras file -> a ResNet-50 v1 state_
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
 from typing import Any
+
+from reproscope.jobs import ConversionJob
 
 
 def onnx_export(job: dict[str, Any], out: Path) -> None:
@@ -56,7 +57,7 @@ CONVERTERS = {
 
 
 def main(argv: list[str]) -> int:
-    job = json.loads(argv[1])
+    job = ConversionJob.from_json(argv[1]).to_dict()
     out = Path(job["output"])
     tmp = out.with_name(f".tmp-{out.name}")  # keeps the suffix Keras insists on
     try:

@@ -1,0 +1,283 @@
+"""The job contract between the workflow and the environment-side code.
+
+The workflow builds each job from the study (one row of its job table) and passes it as
+JSON on the command line; reproscope.infer and reproscope.convert.main read it back with
+from_json. Every path in a job is relative to the workflow's working directory (see
+layout). A job's digest identifies it in its result: aggregation compares the digest
+recorded in a result with the one the current study gives (reproscope.provenance).
+Env-side: standard library only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from reproscope import layout
+
+if TYPE_CHECKING:
+    from reproscope.study import Study
+
+
+@dataclass(frozen=True)
+class _Job:
+    def to_dict(self) -> dict[str, Any]:
+        """The fields that apply to this job (None fields are left out)."""
+        return {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if getattr(self, f.name) is not None
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]):
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"{cls.__name__}: unknown field(s) {unknown}")
+        return cls(**data)
+
+    @classmethod
+    def from_json(cls, text: str):
+        return cls.from_dict(json.loads(text))
+
+
+@dataclass(frozen=True)
+class InferenceJob(_Job):
+    """An accuracy pass, one latency point, or (batch_sizes set) a group of Offline points."""
+
+    mode: str  # accuracy | latency
+    framework: str
+    manifest: str
+    model: str
+    system: str
+    env: str
+    device: str
+    threads: int
+    artifact: str
+    inputs: str
+    env_lock: str
+    architecture: dict[str, Any] | None
+    unsafe_pickle: bool
+    top_k: int
+    batch_size: int | None = None
+    result_out: str | None = None
+    logits_out: str | None = None
+    topk_out: str | None = None
+    timing: dict[str, Any] | None = None
+    scenario: str | None = None
+    repeat: int | None = None
+    server: dict[str, Any] | None = None
+    grouped: bool | None = None  # a point measured inside a group
+    batch_sizes: list[int] | None = None
+    result_outs: list[str] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        data.setdefault("architecture", None)  # weight-free formats have none, say so
+        return data
+
+    def points(self) -> list[InferenceJob]:
+        """A group's single-point jobs, as each point's result records it."""
+        return [
+            dataclasses.replace(
+                self,
+                batch_size=bs,
+                result_out=out,
+                grouped=True,
+                batch_sizes=None,
+                result_outs=None,
+            )
+            for bs, out in zip(self.batch_sizes or [], self.result_outs or [], strict=True)
+        ]
+
+
+@dataclass(frozen=True)
+class ConversionJob(_Job):
+    converter: str
+    opset: int
+    source: str
+    output: str
+    architecture: dict[str, Any] | None
+    unsafe_pickle: bool
+    input_size: list[int]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        data.setdefault("architecture", None)
+        return data
+
+
+@dataclass(frozen=True)
+class RandomInitJob(_Job):
+    """Seeded random weights of a manifest's architecture (reproscope.random_init)."""
+
+    format: str
+    random_init: dict[str, Any]
+    architecture: dict[str, Any]
+    output: str
+
+
+def digest(job: dict[str, Any]) -> str:
+    """sha256 of a job's canonical JSON: its identity in results."""
+    return hashlib.sha256(json.dumps(job, sort_keys=True).encode()).hexdigest()
+
+
+def artifact_of(study: Study, name: str) -> str:
+    """The artifact a manifest runs: variants share their base's."""
+    base = study.artifact_name(name)
+    return layout.artifact(base, study.manifest(base).artifact_suffix)
+
+
+def preprocessed_of(study: Study, name: str) -> str:
+    return layout.preprocessed(study.dataset, study.preprocess_hash(name))
+
+
+def inference_job(
+    study: Study,
+    mode: str,
+    system: str,
+    manifest: str,
+    env: str,
+    device: str,
+    scenario: str = "",
+    batch_size: int = 0,
+    repeat: int = 0,
+) -> InferenceJob:
+    m = study.manifest(manifest)
+    settings = study.settings
+    common = dict(
+        mode=mode,
+        framework=m.framework,
+        manifest=m.name,
+        model=m.model,
+        system=system,
+        env=env,
+        device=device,
+        threads=study.threads_of(system),
+        artifact=artifact_of(study, m.name),
+        inputs=preprocessed_of(study, m.name),
+        env_lock=layout.env_lock(env),
+        architecture=study.architecture_job(m.name, env),
+        unsafe_pickle=study.unsafe_pickle(m.name),
+        top_k=m.outputs["top_k"],
+    )
+    where = (system, manifest, env, device)
+    if mode == "accuracy":
+        return InferenceJob(
+            **common,
+            batch_size=settings["accuracy_batch_size"],
+            result_out=layout.accuracy_result(*where),
+            logits_out=layout.logits(*where),
+            topk_out=layout.topk(*where),
+        )
+    return InferenceJob(
+        **common,
+        batch_size=int(batch_size),
+        result_out=layout.latency_result(*where, scenario, int(batch_size), int(repeat)),
+        timing=settings["timing"],
+        scenario=scenario,
+        repeat=int(repeat),
+        server=settings["server"] if scenario == "Server" else None,
+    )
+
+
+def grouped_job(
+    study: Study, system: str, manifest: str, env: str, device: str, repeat: int
+) -> InferenceJob:
+    """All Offline batch sizes of one (system, manifest, env, device, repeat)."""
+    batch_sizes = sorted(study.settings["batch_sizes"])
+    first = inference_job(
+        study, "latency", system, manifest, env, device, "Offline", batch_sizes[0], repeat
+    )
+    where = (system, manifest, env, device, "Offline")
+    return dataclasses.replace(
+        first,
+        batch_size=None,
+        result_out=None,
+        batch_sizes=batch_sizes,
+        result_outs=[layout.latency_result(*where, bs, int(repeat)) for bs in batch_sizes],
+    )
+
+
+def conversion_job(study: Study, name: str) -> ConversionJob:
+    m = study.manifest(name)
+    derived = m.source["derived"]
+    source = study.manifest(derived["from"])
+    return ConversionJob(
+        converter=derived["converter"],
+        opset=derived.get("opset", 17),
+        source=artifact_of(study, source.name),
+        output=artifact_of(study, name),
+        architecture=study.architecture_job(source.name, study.converter_env_of(name)),
+        unsafe_pickle=bool(source.source.get("unsafe_pickle", False)),
+        input_size=m.inputs["size"],
+    )
+
+
+def random_init_job(study: Study, name: str) -> RandomInitJob:
+    m = study.manifest(name)
+    return RandomInitJob(
+        format=m.source["format"],
+        random_init=m.source["random_init"],
+        architecture=study.architecture_job(name, study.env_of(name)),
+        output=artifact_of(study, name),
+    )
+
+
+MODE_SETTINGS = {
+    "accuracy": ("threads", "accuracy_batch_size"),
+    "latency": ("threads", "timing", "server"),
+}
+
+
+def manifest_parts(study: Study, name: str) -> dict[str, Any]:
+    """What a manifest gives its inference jobs: a job's fields less those of the job
+    table's row (system, env, device, scenario, batch size, repeat), of the environment
+    and of the study settings."""
+    m = study.manifest(name)
+    return {
+        "framework": m.framework,
+        "manifest": m.name,
+        "model": m.model,
+        "artifact": artifact_of(study, name),
+        "inputs": preprocessed_of(study, name),
+        # The environment's part of a job's architecture (its packages) follows its lock.
+        "architecture": m.data.get("architecture"),
+        "unsafe_pickle": study.unsafe_pickle(name),
+        "top_k": m.outputs["top_k"],
+    }
+
+
+def mode_settings(study: Study, mode: str) -> dict[str, Any]:
+    settings = {key: study.settings.get(key) for key in MODE_SETTINGS[mode]}
+    # A system's own thread count overrides study.threads in its jobs.
+    settings["system_threads"] = {s: study.threads_of(s) for s in sorted(study.systems)}
+    return settings
+
+
+def table_jobs(study: Study) -> list[InferenceJob]:
+    """Every result-writing job of the study's job table, grouped points as points."""
+    grouped = study.settings.get("group_batch_sizes", False)
+    found: list[InferenceJob] = []
+    seen_groups: set[tuple] = set()
+    for row in study.jobs.itertuples() if len(study.jobs) else ():
+        where = (row.system, row.manifest, row.env, row.device)
+        if row.mode == "latency" and grouped and row.scenario == "Offline":
+            key = (*where, int(row.repeat))
+            if key not in seen_groups:
+                seen_groups.add(key)
+                found.extend(grouped_job(study, *key).points())
+            continue
+        if row.mode == "accuracy":
+            found.append(inference_job(study, "accuracy", *where))
+        else:
+            point = (row.scenario, int(row.batch_size), int(row.repeat))
+            found.append(inference_job(study, "latency", *where, *point))
+    return found

@@ -1,0 +1,125 @@
+"""Every path under results/: the rules' output patterns and the files the package reads.
+
+All paths are relative to the workflow's working directory, so that results/ and
+.snakemake/ stay valid when the project moves. A rule's pattern is the same function
+called with wildcard names, e.g. accuracy_result("{system}", "{manifest}", "{env}", "{device}").
+Env-side: standard library only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+RESULTS = "results"
+
+
+def artifact(manifest: str, suffix: str) -> str:
+    return f"{RESULTS}/models/{manifest}/model.{suffix}"
+
+
+def flops(manifest: str) -> str:
+    return f"{RESULTS}/models/{manifest}/flops.json"
+
+
+def env_lock(env: str) -> str:
+    return f"{RESULTS}/envs/{env}/lock.json"
+
+
+def env_prefix(env: str) -> str:
+    return f"{RESULTS}/envs/{env}/prefix"
+
+
+def prefix_python(env: str) -> str:
+    """The interpreter of a venv/conda prefix built by build_env, relative to the workdir."""
+    return f"{env_prefix(env)}/bin/python"
+
+
+def dataset_index(dataset: str) -> str:
+    return f"{RESULTS}/datasets/{dataset}/index.json"
+
+
+def dataset_dir(dataset: str) -> str:
+    return str(Path(dataset_index(dataset)).parent)
+
+
+def preprocessed(dataset: str, spec: str) -> str:
+    """The tensor of a dataset under one preprocessing spec hash."""
+    return f"{RESULTS}/preprocess/{dataset}/{spec}/inputs.npy"
+
+
+def preprocess_timing(tensor: str) -> str:
+    """The JSON written beside a tensor: per-image time and the tensor's sha256."""
+    return tensor[: -len(".npy")] + ".json"
+
+
+def inference_dir(system: str, manifest: str, env: str, device: str) -> str:
+    return f"{RESULTS}/inference/{system}/{manifest}/{env}/{device}"
+
+
+def accuracy_result(system: str, manifest: str, env: str, device: str) -> str:
+    return f"{inference_dir(system, manifest, env, device)}/accuracy.json"
+
+
+def logits(system: str, manifest: str, env: str, device: str) -> str:
+    return f"{inference_dir(system, manifest, env, device)}/logits.npy"
+
+
+def topk(system: str, manifest: str, env: str, device: str) -> str:
+    return f"{inference_dir(system, manifest, env, device)}/topk.npy"
+
+
+def latency_result(
+    system: str, manifest: str, env: str, device: str, scenario: str, batch_size, repeat
+) -> str:
+    return (
+        f"{inference_dir(system, manifest, env, device)}/{scenario}_bs{batch_size}_r{repeat}.json"
+    )
+
+
+def logits_of(accuracy_json: str | Path) -> Path:
+    """The logits written beside an accuracy result."""
+    return Path(accuracy_json).with_name("logits.npy")
+
+
+def topk_of(accuracy_json: str | Path) -> Path:
+    """The top-k indices written beside an accuracy result."""
+    return Path(accuracy_json).with_name("topk.npy")
+
+
+def base_result(variant_result: str | Path, variant: str, base: str) -> Path:
+    """A variant's accuracy result -> its base manifest's result of the same system,
+    environment and device."""
+    parts = list(Path(variant_result).parts)
+    parts[parts.index(variant)] = base
+    return Path(*parts)
+
+
+def manifest_stamp(manifest: str) -> str:
+    """The manifest parts its inference jobs use (see jobs.manifest_parts)."""
+    return f"{RESULTS}/jobs/manifests/{manifest}.json"
+
+
+def settings_stamp(mode: str) -> str:
+    """The study settings the jobs of one mode (accuracy, latency) use."""
+    return f"{RESULTS}/jobs/settings/{mode}.json"
+
+
+def code_stamp(rule: str) -> str:
+    """The sha256 of a rule's script or shell command."""
+    return f"{RESULTS}/jobs/code/{rule}.json"
+
+
+def summary(name: str) -> str:
+    return f"{RESULTS}/summary/{name}"
+
+
+def plot(name: str) -> str:
+    return f"{RESULTS}/plots/{name}"
+
+
+def log(step: str, stem: str) -> str:
+    return f"{RESULTS}/logs/{step}/{stem}.log"
+
+
+def benchmark(step: str, stem: str) -> str:
+    return f"{RESULTS}/benchmarks/{step}/{stem}.tsv"

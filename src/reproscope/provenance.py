@@ -1,0 +1,128 @@
+"""Refuse stale results at aggregation, with or without Snakemake's metadata.
+
+Each result records the job it ran (the manifest parts it used, as in reproscope.jobs) and
+the sha256 of the artifact, input tensor and environment lock it read. Aggregation passes
+the digest of the job the current study gives for each result; a result whose job or
+hashes differ is stale and no table is written from it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from reproscope import jobs, layout
+from reproscope.errors import InputError, InputErrors
+from reproscope.fetch import sha256_file
+
+if TYPE_CHECKING:
+    from reproscope.study import Study
+
+
+class _Hashes:
+    """sha256 of the current files, each read once; a tensor's comes from the JSON its
+    preprocess job wrote beside it when that JSON records it."""
+
+    def __init__(self) -> None:
+        self._known: dict[str, str | None] = {}
+
+    def __call__(self, path: str, tensor: bool = False) -> str | None:
+        if path not in self._known:
+            self._known[path] = self._compute(path, tensor)
+        return self._known[path]
+
+    @staticmethod
+    def _compute(path: str, tensor: bool) -> str | None:
+        if tensor:
+            timing = Path(layout.preprocess_timing(path))
+            if timing.is_file():
+                recorded = json.loads(timing.read_text()).get("sha256")
+                if recorded:
+                    return recorded
+        return sha256_file(path) if Path(path).is_file() else None
+
+
+HASHED = (
+    ("artifact", "artifact_sha256"),
+    ("inputs", "inputs_sha256"),
+    ("env_lock", "env_lock_sha256"),
+)
+
+
+def stale_reasons(
+    path: str, record: dict[str, Any], expected_digest: str | None, hashes: _Hashes
+) -> list[InputError]:
+    job = record.get("job", {})
+    fix = f"delete {path} (or rerun with `snakemake --forcerun {rule_of(job)}`) and run the study"
+    if expected_digest is None:
+        return [InputError(path, "job", "the study has no such job", fix)]
+    if jobs.digest(job) != expected_digest:
+        return [
+            InputError(
+                path,
+                "job",
+                "it was run for a job the current manifests and config no longer give (the "
+                "manifest's preprocessing, framework, architecture or top_k, or the "
+                "study's timing or threads changed since)",
+                fix,
+            )
+        ]
+    errors = []
+    for key, recorded_key in HASHED:
+        current = hashes(job[key], tensor=key == "inputs")
+        if record.get(recorded_key) != current:
+            errors.append(
+                InputError(
+                    path,
+                    recorded_key,
+                    f"it records {record.get(recorded_key)} but {job[key]} now has "
+                    f"{current or 'no file'}",
+                    fix,
+                )
+            )
+    return errors
+
+
+def rule_of(job: dict[str, Any]) -> str:
+    if job.get("mode") == "accuracy":
+        return "accuracy"
+    return "latency_grouped" if job.get("grouped") else "latency"
+
+
+def check_results(files: list[str], expected: dict[str, str]) -> None:
+    """Raise InputErrors naming every stale result among files."""
+    hashes = _Hashes()
+    errors: list[InputError] = []
+    for path in files:
+        record = json.loads(Path(path).read_text())
+        errors.extend(stale_reasons(str(path), record, expected.get(str(path)), hashes))
+    if errors:
+        raise InputErrors(errors)
+
+
+def expected_digests(study: Study) -> dict[str, str]:
+    """result path -> digest of the job the current study gives it."""
+    return {job.result_out: jobs.digest(job.to_dict()) for job in jobs.table_jobs(study)}
+
+
+def write_if_changed(path: str, content: dict[str, Any]) -> bool:
+    """Write content as canonical JSON unless the file already holds it.
+
+    Stamps written this way are declared inputs of the jobs they describe: their file time
+    moves only when what the jobs use changed, so Snakemake re-plans those jobs even
+    without its metadata (.snakemake/), and with it, their checksum keeps an edit that
+    was undone from re-running anything.
+    """
+    text = json.dumps(content, indent=1, sort_keys=True) + "\n"
+    target = Path(path)
+    try:
+        if target.read_text() == text:
+            return False
+    except FileNotFoundError:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, target)
+    return True

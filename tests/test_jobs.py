@@ -1,0 +1,131 @@
+"""The job contract, the results layout and the provenance check, without Snakemake."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from reproscope import jobs, layout, provenance
+from reproscope.errors import InputErrors
+from reproscope.fetch import sha256_file
+from reproscope.study import load_study
+from tests import tinystudy
+
+
+@pytest.fixture
+def study(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The tiny study's config loaded in its directory, as the workflow does."""
+    config_path = tinystudy.build(tmp_path, batch_sizes=(1, 4), group_batch_sizes=True)
+    monkeypatch.chdir(tmp_path)
+    return load_study(yaml.safe_load(config_path.read_text()), "config.yaml")
+
+
+def test_every_job_path_is_relative_and_in_the_layout(study) -> None:
+    table = jobs.table_jobs(study)
+    assert len(table) == len(study.jobs)  # grouped Offline points count one by one
+    for job in table:
+        data = job.to_dict()
+        for key in ("artifact", "inputs", "env_lock", "result_out", "logits_out", "topk_out"):
+            if key in data:
+                assert not Path(data[key]).is_absolute(), (key, data[key])
+                assert data[key].startswith(layout.RESULTS + "/"), (key, data[key])
+        where = (job.system, job.manifest, job.env, job.device)
+        if job.mode == "accuracy":
+            assert job.result_out == layout.accuracy_result(*where)
+            assert Path(job.topk_out) == layout.topk_of(job.result_out)
+            assert Path(job.logits_out) == layout.logits_of(job.result_out)
+        else:
+            assert job.result_out == layout.latency_result(
+                *where, job.scenario, job.batch_size, job.repeat
+            )
+    conversion = jobs.conversion_job(study, "tiny-onnx")
+    assert conversion.source == layout.artifact("tiny-pytorch", "pt")
+    assert conversion.output == layout.artifact("tiny-onnx", "onnx")
+
+
+def test_jobs_round_trip_through_json(study) -> None:
+    group = jobs.grouped_job(study, "local", "tiny-onnx", "host", "cpu", 0)
+    assert group.batch_sizes == [1, 4] and group.batch_size is None
+    for job in [*jobs.table_jobs(study), group, *group.points()]:
+        assert jobs.InferenceJob.from_json(job.to_json()) == job
+    conversion = jobs.conversion_job(study, "tiny-onnx")
+    assert jobs.ConversionJob.from_json(conversion.to_json()) == conversion
+    accuracy = json.loads(
+        jobs.inference_job(study, "accuracy", "local", "tiny-onnx", "host", "cpu").to_json()
+    )
+    assert accuracy["architecture"] is None and "scenario" not in accuracy
+
+
+def test_unknown_job_field_is_refused() -> None:
+    with pytest.raises(ValueError, match="surprise"):
+        jobs.InferenceJob.from_dict({"mode": "accuracy", "surprise": 1})
+
+
+def test_point_of_a_group_is_the_job_its_result_records(study) -> None:
+    """reproscope.infer.run_group writes each point as {**group, batch_size, result_out,
+    grouped: True}; the expected digests must match exactly that."""
+    group = jobs.grouped_job(study, "local", "tiny-onnx", "host", "cpu", 0).to_dict()
+    expected = provenance.expected_digests(study)
+    for bs, out in zip(group["batch_sizes"], group["result_outs"], strict=True):
+        point = {**group, "batch_size": bs, "result_out": out, "grouped": True}
+        del point["batch_sizes"], point["result_outs"]
+        assert expected[out] == jobs.digest(point)
+
+
+def test_base_result_swaps_the_manifest() -> None:
+    variant = layout.accuracy_result("local", "m~crop", "host", "cpu")
+    assert layout.base_result(variant, "m~crop", "m") == Path(
+        layout.accuracy_result("local", "m", "host", "cpu")
+    )
+
+
+def _fake_result(job: jobs.InferenceJob) -> Path:
+    """A result as reproscope.infer writes it, over files made here."""
+    for path, content in ((job.artifact, b"weights"), (job.env_lock, b"{}")):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_bytes(content)
+    Path(job.inputs).parent.mkdir(parents=True, exist_ok=True)
+    np.save(job.inputs, np.zeros((2, 3), np.float32))
+    Path(layout.preprocess_timing(job.inputs)).write_text(
+        json.dumps({"sha256": sha256_file(job.inputs)})
+    )
+    out = Path(job.result_out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(
+        json.dumps(
+            {
+                "job": job.to_dict(),
+                "artifact_sha256": sha256_file(job.artifact),
+                "inputs_sha256": sha256_file(job.inputs),
+                "env_lock_sha256": sha256_file(job.env_lock),
+            }
+        )
+    )
+    return out
+
+
+def test_current_results_pass_and_stale_ones_are_named(study) -> None:
+    job = jobs.inference_job(study, "accuracy", "local", "tiny-pytorch", "host", "cpu")
+    out = _fake_result(job)
+    expected = provenance.expected_digests(study)
+    provenance.check_results([str(out)], expected)
+
+    Path(job.env_lock).write_text('{"changed": true}')
+    with pytest.raises(InputErrors) as caught:
+        provenance.check_results([str(out)], expected)
+    message = str(caught.value)
+    assert str(out) in message and "env_lock_sha256" in message and "Fix:" in message
+
+    _fake_result(job)
+    manifest = Path("manifests/tiny-pytorch.yaml")
+    data = yaml.safe_load(manifest.read_text())
+    data["outputs"]["top_k"] = 3
+    manifest.write_text(yaml.safe_dump(data))
+    edited = load_study(yaml.safe_load(Path("config.yaml").read_text()), "config.yaml")
+    with pytest.raises(InputErrors) as caught:
+        provenance.check_results([str(out)], provenance.expected_digests(edited))
+    assert str(out) in str(caught.value) and "field 'job'" in str(caught.value)
