@@ -154,3 +154,15 @@ def test_the_group_budget_records_skipped_batch_sizes(
     assert [r["status"] for r in records] == ["ok", "skipped", "skipped"]
     assert all("time budget: estimated" in r["reason"] for r in records[1:])
     assert records[1]["job"]["batch_size"] == 2 and "fingerprint" in records[1]
+
+
+def test_the_workflow_refuses_cuda_jobs_in_the_host_environment(tmp_path: Path) -> None:
+    from tests import tinystudy
+    from tests.test_workflow import snakemake
+
+    tinystudy.build(tmp_path, devices=["cpu", "cuda"], cuda_without_gpu=True)
+    result = snakemake(tmp_path, "-n")
+    assert result.returncode != 0
+    message = result.stdout + result.stderr
+    assert "study.cuda_environments" in message and "has no CUDA environment" in message
+    assert not (tmp_path / "results" / "inference").exists()
