@@ -1,6 +1,16 @@
+from reproscope.lockfile import lock_path
+
+# One mechanism per run (USE_CONDA, rules/common.smk): Snakemake's conda builds the
+# environments from the pin files and post-deploy scripts, or build_env makes a virtualenv
+# from the lock.
+ENV_MECHANISM = "conda" if USE_CONDA else "venv"
+
+
 rule build_env:
     input:
-        lambda wc: config["environments"][wc.env],
+        env=lambda wc: config["environments"][wc.env],
+        lock=lambda wc: str(lock_path(Path(config["environments"][wc.env]))),
+        code=code_stamp("build_env", script="build_env.py"),
     output:
         f"{RESULTS}/envs/{{env}}/lock.json",
     log:
@@ -13,5 +23,6 @@ rule build_env:
         runtime=60,
     params:
         prefix=lambda wc: env_prefix(wc.env),
+        mechanism=ENV_MECHANISM,
     script:
         "../scripts/build_env.py"

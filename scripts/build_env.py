@@ -1,17 +1,18 @@
-"""Rule build_env: build a pinned environment and write its lock."""
+"""Rule build_env: build an environment from its committed lock; record the lock's identity."""
 
 import json
+import sys
 from pathlib import Path
 
+# This checkout's package, whatever reproscope the interpreter has installed.
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
+
 from reproscope.envfile import read_env_file
-from reproscope.envs import build, lock
+from reproscope.envs import build, record
 
 snakemake = snakemake  # noqa: F821, PLW0127 (injected by Snakemake)
 
-env = read_env_file(snakemake.wildcards.env, snakemake.input[0])
+env = read_env_file(snakemake.wildcards.env, snakemake.input.env)
 with open(snakemake.log[0], "w") as log:
-    built = build(env, Path(snakemake.params.prefix), log)
-    resolved = lock(env, built)
-    for missing in resolved["pins_unsatisfied"]:
-        log.write(f"warning: {env.path} pins {missing}, not what is installed\n")
-Path(snakemake.output[0]).write_text(json.dumps(resolved, indent=1, sort_keys=True))
+    built = build(env, Path(snakemake.params.prefix), log, snakemake.params.mechanism)
+Path(snakemake.output[0]).write_text(json.dumps(record(env, built), indent=1, sort_keys=True))

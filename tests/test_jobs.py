@@ -85,7 +85,8 @@ def test_base_result_swaps_the_manifest() -> None:
 
 def _fake_result(job: jobs.InferenceJob) -> Path:
     """A result as reproscope.infer writes it, over files made here."""
-    for path, content in ((job.artifact, b"weights"), (job.env_lock, b"{}")):
+    lock_record = json.dumps({"lock_sha256": "a" * 64}).encode()
+    for path, content in ((job.artifact, b"weights"), (job.env_lock, lock_record)):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_bytes(content)
     Path(job.inputs).parent.mkdir(parents=True, exist_ok=True)
@@ -101,7 +102,7 @@ def _fake_result(job: jobs.InferenceJob) -> Path:
                 "job": job.to_dict(),
                 "artifact_sha256": sha256_file(job.artifact),
                 "inputs_sha256": sha256_file(job.inputs),
-                "env_lock_sha256": sha256_file(job.env_lock),
+                "env_lock_sha256": "a" * 64,
             }
         )
     )
@@ -114,7 +115,7 @@ def test_current_results_pass_and_stale_ones_are_named(study) -> None:
     expected = provenance.expected_digests(study)
     provenance.check_results([str(out)], expected)
 
-    Path(job.env_lock).write_text('{"changed": true}')
+    Path(job.env_lock).write_text(json.dumps({"lock_sha256": "b" * 64}))
     with pytest.raises(InputErrors) as caught:
         provenance.check_results([str(out)], expected)
     message = str(caught.value)

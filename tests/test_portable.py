@@ -3,6 +3,7 @@ real Snakemake runs of the tiny study."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -88,12 +89,14 @@ def test_edited_preprocessing_without_metadata_is_replanned(finished: Path, tmp_
 
 def test_stale_result_is_refused_at_aggregation(finished: Path, tmp_path: Path) -> None:
     """A result whose recorded hashes no longer match what it was made from (here the
-    environment lock changed but kept its file time, so nothing is re-planned) never
-    reaches a table."""
+    environment's identity, its lock's sha256, changed but lock.json kept its file time,
+    so nothing is re-planned) never reaches a table."""
     root = copy_without_metadata(finished, tmp_path / "study")
     lock = root / "results" / "envs" / "host" / "lock.json"
     times = lock.stat()
-    lock.write_text(lock.read_text() + "\n")
+    record = json.loads(lock.read_text())
+    record["lock_sha256"] = "0" * 64  # as if built from another lock
+    lock.write_text(json.dumps(record))
     os.utime(lock, ns=(times.st_atime_ns, times.st_mtime_ns))
     assert "accuracy" not in planned_jobs(snakemake(tinystudy.REPO, root, "-n"))
     result = snakemake(tinystudy.REPO, root, "--forcerun", "aggregate")

@@ -151,6 +151,7 @@ STUDY_CASES = [
     Case("study/unknown-environment", "environment", PYTORCH),
     Case("study/duplicate-model-names", "name", "b-copy.yaml"),
     Case("study/env-unpinned-package", "dependencies[2].pip[0]", "torch-2.13.yaml"),
+    Case("study/env-lock-missing", "environments.torch-2.13", "config.yaml"),
     Case("study/derived-from-missing", "source.derived.from", "efficientnet-lite0-onnx.yaml"),
     # issue 12
     Case(

@@ -158,11 +158,12 @@ def study_config(models: list[str], batch_sizes: tuple[int, ...]) -> dict:
 
 
 def lay_out(root: Path) -> Path:
-    """The study's folders, the host environment file and the colour label list."""
+    """The study's folders, the host environment file with its lock and the colour label list."""
     (root / "manifests").mkdir(parents=True)
     (root / "envs").mkdir()
     (root / "artifacts").mkdir()
-    shutil.copy(REPO / "envs" / "host.yaml", root / "envs" / "host.yaml")
+    for name in ("host.yaml", "host.lock.txt"):
+        shutil.copy(REPO / "envs" / name, root / "envs" / name)
     labels = root / "manifests" / "colours.txt"
     labels.write_text("\n".join(sorted(COLOURS)) + "\n")
     return labels

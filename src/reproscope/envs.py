@@ -1,18 +1,34 @@
-"""Build pinned environments (conda/mamba when present, else a virtualenv) and lock them."""
+"""Build an environment from its committed lock and record its identity (the lock's sha256).
+
+One mechanism per run: with Snakemake's conda deployment (`--sdm conda`), Snakemake builds the
+environment from the pin file and the post-deploy script that `python -m reproscope.lock`
+writes, and nothing is built here; otherwise a virtualenv is built here from the lock alone.
+"""
 
 from __future__ import annotations
 
-import json
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-from reproscope.envfile import EnvFile, normalise
-from reproscope.fetch import sha256_file
+from reproscope.envfile import EnvFile
+from reproscope.lockfile import (
+    LOCK_COMMAND,
+    Lock,
+    LockError,
+    check_usable,
+    differences,
+    installed,
+    lock_path,
+    read_lock,
+    verify,
+)
 
 HOST = "host"
+MECHANISMS = ("venv", "conda")
 
 
 def conda_tool() -> str | None:
@@ -29,82 +45,88 @@ def env_python(prefix: Path, env_name: str) -> Path:
     return prefix / "bin" / "python"
 
 
-def build(env: EnvFile, prefix: Path, log: Any) -> dict[str, Any]:
-    """Create the environment at prefix; return how it was built."""
+def build(env: EnvFile, prefix: Path, log: Any, mechanism: str = "venv") -> dict[str, Any]:
+    """Make (or, for host and conda, check) the environment; return how, with its lock."""
+    if mechanism not in MECHANISMS:
+        raise ValueError(f"mechanism {mechanism!r} is not one of {MECHANISMS}")
+    lock = read_lock(lock_path(env.path))
+    check_usable(lock)
     if env.name == HOST:
-        log.write("host environment: the current interpreter, nothing to build\n")
-        return {"method": "host", "python": sys.executable}
+        _, packages = installed(sys.executable)
+        differ = differences(lock, packages, allow_extra=frozenset(packages))
+        log.write(f"host environment: the current interpreter {sys.executable}, nothing built\n")
+        for line in differ:
+            log.write(f"warning: {line} ({lock.path}); `make test` installs the lock in .venv\n")
+        return {"method": "host", "python": sys.executable, "lock": lock, "host_differs": differ}
+    if mechanism == "conda":
+        log.write(
+            f"{env.name}: Snakemake's conda deployment builds it from the pin file and "
+            f"{env.path.stem}.post-deploy.sh (which installs and verifies {lock.path})\n"
+        )
+        return {"method": "conda", "python": None, "lock": lock}
     if prefix.exists():
         shutil.rmtree(prefix)
-    tool = conda_tool()
-    if tool:
-        log.write(f"building {env.name} with {tool} from {env.path}\n")
-        _run([tool, "env", "create", "--yes", "-p", str(prefix), "-f", str(env.path)], log)
-        return {"method": tool, "python": str(prefix / "bin" / "python")}
-    log.write(
-        "conda/mamba not found: building a virtualenv from the pip section of "
-        f"{env.path} with {sys.executable} (Python {sys.version.split()[0]}; the file asks "
-        f"for python {env.python or 'unspecified'})\n"
-    )
-    if env.python and not sys.version.startswith(env.python):
-        log.write(f"warning: Python {sys.version.split()[0]} does not match {env.python}\n")
-    _run([sys.executable, "-m", "venv", str(prefix)], log)
-    python = str(prefix / "bin" / "python")
-    report = prefix / "pip-report.json"
-    _run(
-        [python, "-m", "pip", "install", "--no-input", "--report", str(report), *env.requirements],
-        log,
-    )
-    return {"method": "venv", "python": python, "pip_report": str(report)}
+    log.write(f"building {env.name} as a virtualenv from {lock.path} alone\n")
+    _run([sys.executable, "-m", "venv", "--without-pip", str(prefix)], log)
+    python = str(env_python(prefix, env.name))
+    install = [sys.executable, "-m", "pip", "--python", python, "install", "--no-input"]
+    try:
+        _run([*install, "--require-hashes", "--no-deps", "-r", str(lock.path)], log)
+    except subprocess.CalledProcessError as exc:
+        raise LockError(_install_failure(lock, exc.stdout or "")) from None
+    verify(lock, python)
+    log.write(f"{env.name}: the installed set is the lock's ({len(lock.packages)} packages)\n")
+    return {"method": "venv", "python": python, "lock": lock}
 
 
 def _run(cmd: list[str], log: Any) -> None:
     log.write("$ " + " ".join(cmd) + "\n")
     log.flush()
-    subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT)
+    done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log.write(done.stdout)
+    done.check_returncode()
 
 
-def lock(env: EnvFile, built: dict[str, Any]) -> dict[str, Any]:
-    """Exact resolved versions of every distribution, with archive hashes where pip knows them."""
-    python = built["python"]
-    listing = json.loads(
-        subprocess.run(
-            [python, "-c", _LIST_DISTRIBUTIONS], check=True, capture_output=True, text=True
-        ).stdout
-    )
-    installed = dict(sorted(listing["packages"].items()))
-    hashes = _report_hashes(Path(built["pip_report"])) if built.get("pip_report") else {}
-    missing = [
-        f"{d}=={v}"
-        for d, v in env.pins.items()
-        if installed.get(d) != v and installed.get(d, "").split("+")[0] != v.split("+")[0]
+_MISMATCH = re.compile(
+    r"^\s+(\S+==\S+) from \S+.*:\n\s+Expected sha256 (\w+)\n\s+Got\s+(\w+)", re.M
+)
+
+
+def _install_failure(lock: Lock, output: str) -> str:
+    """pip's failure, led by the packages whose archive does not match the lock."""
+    found = [
+        f"{pkg}: the lock says sha256 {want}, the archive pip fetched has {got}"
+        for pkg, want, got in _MISMATCH.findall(output)
     ]
-    return {
+    head = f"building from {lock.path} failed"
+    if found:
+        return (
+            f"{head}: archive hashes differ from the lock:\n  "
+            + "\n  ".join(found)
+            + f"\nthe lock is wrong or the archive changed; if the pins changed on purpose, "
+            f"regenerate the lock with `{LOCK_COMMAND}`"
+        )
+    tail = "\n".join(output.strip().splitlines()[-15:])
+    return f"{head}; pip said:\n{tail}"
+
+
+def record(env: EnvFile, built: dict[str, Any]) -> dict[str, Any]:
+    """results/envs/<env>/lock.json: the environment's identity is lock_sha256."""
+    lock: Lock = built["lock"]
+    python_version = installed(built["python"])[0] if built["python"] else None
+    out = {
         "environment": env.name,
         "file": str(env.path),
-        "file_sha256": sha256_file(env.path),
+        "lock": str(lock.path),
+        "lock_sha256": lock.sha256,
+        "target": lock.target,
         "method": built["method"],
-        "python_version": listing["python"],
-        "packages": {d: {"version": v, "sha256": hashes.get(d)} for d, v in installed.items()},
-        "pins_unsatisfied": missing,
+        "python_version": python_version,
+        "packages": {
+            name: {"version": version, "sha256": sha}
+            for name, (version, sha) in sorted(lock.packages.items())
+        },
     }
-
-
-def _report_hashes(report: Path) -> dict[str, str]:
-    data = json.loads(report.read_text())
-    hashes = {}
-    for item in data.get("install", []):
-        name = normalise(item["metadata"]["name"])
-        archive = item.get("download_info", {}).get("archive_info", {})
-        sha = archive.get("hashes", {}).get("sha256") or archive.get("hash", "").partition("=")[2]
-        if sha:
-            hashes[name] = sha
-    return hashes
-
-
-_LIST_DISTRIBUTIONS = (
-    "import json, re, sys; from importlib import metadata; "
-    "print(json.dumps({'python': sys.version.split()[0], 'packages': "
-    "{re.sub(r'[-_.]+', '-', d.metadata['Name']).lower(): d.version "
-    "for d in metadata.distributions() if d.metadata['Name']}}))"
-)
+    if "host_differs" in built:
+        out["host_differs"] = built["host_differs"]
+    return out

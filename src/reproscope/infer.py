@@ -24,6 +24,7 @@ from reproscope.fetch import sha256_file
 from reproscope.fingerprint import system_fingerprint
 from reproscope.flops import peak_gflops
 from reproscope.jobs import InferenceJob
+from reproscope.lockfile import env_identity
 from reproscope.resources import GpuSampler
 from reproscope.scenarios import (
     StopRule,
@@ -154,7 +155,7 @@ def provenance(job: dict[str, Any]) -> dict[str, Any]:
         "fingerprint": fingerprint,
         "artifact_sha256": sha256_file(job["artifact"]),
         "inputs_sha256": sha256_file(job["inputs"]),
-        "env_lock_sha256": sha256_file(job["env_lock"]),
+        "env_lock_sha256": env_identity(job["env_lock"]),
     }
 
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from reproscope import jobs, layout
 from reproscope.errors import InputError, InputErrors
 from reproscope.fetch import sha256_file
+from reproscope.lockfile import env_identity
 
 if TYPE_CHECKING:
     from reproscope.study import Study
@@ -23,19 +24,23 @@ if TYPE_CHECKING:
 
 class _Hashes:
     """sha256 of the current files, each read once; a tensor's comes from the JSON its
-    preprocess job wrote beside it when that JSON records it."""
+    preprocess job wrote beside it when that JSON records it, an environment's from the
+    lock.json its build wrote."""
 
     def __init__(self) -> None:
         self._known: dict[str, str | None] = {}
 
-    def __call__(self, path: str, tensor: bool = False) -> str | None:
+    def __call__(self, path: str, kind: str) -> str | None:
         if path not in self._known:
-            self._known[path] = self._compute(path, tensor)
+            self._known[path] = self._compute(path, kind)
         return self._known[path]
 
     @staticmethod
-    def _compute(path: str, tensor: bool) -> str | None:
-        if tensor:
+    def _compute(path: str, kind: str) -> str | None:
+        if kind == "env_lock":
+            # An environment's identity is its committed lock's sha256, which lock.json records.
+            return env_identity(path)
+        if kind == "inputs":
             timing = Path(layout.preprocess_timing(path))
             if timing.is_file():
                 recorded = json.loads(timing.read_text()).get("sha256")
@@ -71,7 +76,7 @@ def stale_reasons(
         ]
     errors = []
     for key, recorded_key in HASHED:
-        current = hashes(job[key], tensor=key == "inputs")
+        current = hashes(job[key], key)
         if record.get(recorded_key) != current:
             errors.append(
                 InputError(

@@ -15,6 +15,7 @@ from reproscope.ablation import apply_overrides, diagnosis_candidates, field_of,
 from reproscope.entrypoints import check_entry_point
 from reproscope.envfile import EnvFile, read_env_file
 from reproscope.errors import InputError, InputErrors
+from reproscope.lockfile import LOCK_COMMAND, lock_path
 from reproscope.manifest import Manifest, load_manifests, semantic_errors, url_errors
 from reproscope.preprocess import spec_hash, spec_of
 from reproscope.schema import validate
@@ -184,6 +185,16 @@ def load_study(config: dict[str, Any], config_file: str, gpu_present: bool = Fal
             envs[name] = read_env_file(name, path)
         except InputError as exc:
             errors.append(exc)
+        if not lock_path(Path(path)).is_file():
+            errors.append(
+                InputError(
+                    config_file,
+                    f"environments.{name}",
+                    f"{path!r} has no lock {str(lock_path(Path(path)))!r}: environments are "
+                    "built from their lock alone",
+                    f"write it with `{LOCK_COMMAND} --envs {Path(path).parent} {Path(path).stem}`",
+                )
+            )
     study = Study(config=config, config_file=config_file, manifests=manifests, envs=envs)
     errors.extend(_cross_check(study))
     if not errors:

@@ -1,0 +1,30 @@
+# The README's two commands: `make study` and `make test`. Each first sets up what is missing:
+# .venv (Python 3.11) with exactly envs/host.lock.txt (every package hash-checked, no resolution)
+# and this project, editable. Rerun the set-up after a lock change: it follows the lock's mtime.
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+READY := $(VENV)/.reproscope-ready
+# One environment mechanism per run: Snakemake's conda when conda/mamba exists, else venvs.
+SDM := $(if $(shell command -v mamba || command -v conda),--sdm conda,)
+
+.PHONY: setup study test lock
+
+setup: $(READY)
+
+$(READY): envs/host.lock.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --no-input --require-hashes --no-deps -r envs/host.lock.txt
+	$(BIN)/python -m pip install --no-input --no-deps --no-build-isolation -e .
+	$(BIN)/python -m reproscope.lockfile verify envs/host.lock.txt
+	touch $@
+
+study: setup
+	$(BIN)/snakemake --cores all $(SDM)
+
+test: setup
+	$(BIN)/python -m pytest
+
+# Rewrite every envs/*.lock.txt (and the conda pin files where conda exists).
+lock: setup
+	$(BIN)/python -m reproscope.lock

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Written by `python -m reproscope.lock`. Snakemake's conda deployment runs this inside the
+# environment it built from tensorflow-2.21.<platform>.pin.txt (conda packages),
+# from the workflow's directory: the pip packages come from the lock alone, then the
+# installed set is compared with the lock.
+# lock sha256=2292a136eff819a4cd63c893247c9580589146c5b0c005c0ce43a9b9bef4cc13
+set -euo pipefail
+python -m pip install --no-input --require-hashes --no-deps -r envs/tensorflow-2.21.lock.txt
+python src/reproscope/lockfile.py verify envs/tensorflow-2.21.lock.txt
