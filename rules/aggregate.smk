@@ -32,6 +32,11 @@ rule aggregate:
             caption="../report/repeats.rst",
             category="Tables",
         ),
+        comparisons=report(
+            f"{RESULTS}/summary/comparisons.csv",
+            caption="../report/comparisons.rst",
+            category="Tables",
+        ),
         environments=report(
             f"{RESULTS}/summary/environments.csv",
             caption="../report/environments.rst",

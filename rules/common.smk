@@ -1,8 +1,10 @@
 import hashlib
+import json
 import os
 import re
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 from snakemake.settings.types import DeploymentMethod
 
@@ -39,10 +41,6 @@ os.environ.update(
 RESULTS = layout.RESULTS
 JOBS = study.jobs
 THREADS = study.settings["threads"]
-GROUPED = study.settings.get("group_batch_sizes", False)
-BATCH_SIZES = sorted(study.settings["batch_sizes"])
-# With grouping, Offline points are measured by latency_grouped, one process per group.
-SINGLE_SCENARIOS = "SingleStream|Server" if GROUPED else "Offline|SingleStream|Server"
 # One mechanism per run: with --sdm conda, Snakemake's conda: (jobs run the activated
 # environment's python); without it, the prefix that build_env makes, and the inference
 # and conversion rules' conda: functions return None.
@@ -259,16 +257,73 @@ def inference_inputs(mode):
     return inputs
 
 
-def grouped_job(wildcards, output):
-    """All Offline batch sizes of one (system, manifest, env, device, repeat)."""
-    return jobs.grouped_job(
-        study,
-        wildcards.system,
-        wildcards.manifest,
-        wildcards.env,
-        wildcards.device,
-        int(wildcards.repeat),
-    ).to_json()
+# Timing is measured in rounds (reproscope.rounds): one job per system and round runs every
+# configuration of that system once, each in its own environment's python; round r needs
+# round r-1's results, so rounds never overlap.
+TIMED_SYSTEMS = (
+    sorted(set(JOBS[JOBS["mode"] == "latency"]["system"])) if len(JOBS) else []
+)
+ROUNDS_SHELL = (
+    'PYTHONPATH="$REPROSCOPE_SRC" {params.python} -m reproscope.rounds {params.plan:q} '
+    "> {log} 2>&1"
+)
+
+
+def timing_configs(system):
+    """(manifest, env, device) of every configuration timed on a system."""
+    rows = JOBS[(JOBS["mode"] == "latency") & (JOBS["system"] == system)]
+    return sorted({(r.manifest, r.env, r.device) for r in rows.itertuples()})
+
+
+def round_results(system, repeat):
+    """The results one round writes; repeat may be the wildcard "{repeat}"."""
+    rows = JOBS[(JOBS["mode"] == "latency") & (JOBS["system"] == system)]
+    rows = rows[rows["repeat"] == 0]
+    return [
+        layout.latency_result(
+            system, r.manifest, r.env, r.device, r.scenario, int(r.batch_size), repeat
+        )
+        for r in rows.itertuples()
+    ]
+
+
+def round_inputs(system):
+    """What every configuration of a round reads, and the previous round's results."""
+
+    def inputs(wildcards):
+        found = {}
+        for manifest, env, device in timing_configs(system):
+            wc = SimpleNamespace(manifest=manifest, env=env)
+            for key, path in inference_inputs("latency")(wc).items():
+                found[f"{key}_{manifest}_{env}"] = path
+        repeat = int(wildcards.repeat)
+        if repeat > 0:
+            found["previous_round"] = round_results(system, repeat - 1)
+        return found
+
+    return inputs
+
+
+def round_plan(system):
+    """The round's configurations, each a job of all its timing points."""
+
+    def plan(wildcards, output):
+        configs = []
+        for manifest, env, device in timing_configs(system):
+            where = (system, manifest, env, device)
+            job = jobs.round_job(study, *where, int(wildcards.repeat))
+            log = layout.round_log(*where, int(wildcards.repeat))
+            configs.append(
+                {
+                    "name": f"{manifest}/{env}/{device}",
+                    "python": env_python(env),
+                    "job": job.to_dict(),
+                    "log": log,
+                }
+            )
+        return json.dumps({"round": int(wildcards.repeat), "configs": configs})
+
+    return plan
 
 
 def inference_job(wildcards, output, mode):
@@ -287,7 +342,8 @@ def inference_job(wildcards, output, mode):
 def all_outputs():
     return [
         *map(layout.summary, ("runs.csv", "accuracy.csv", "agreement.csv")),
-        *map(layout.summary, ("repeats.csv", "environments.csv", "system_ranking.csv")),
+        *map(layout.summary, ("repeats.csv", "environments.csv", "comparisons.csv")),
+        layout.summary("system_ranking.csv"),
         layout.plot("system_ranking.png"),
         layout.plot("latency_throughput.png"),
         layout.plot("accuracy_vs_claim.png"),

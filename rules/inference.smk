@@ -25,78 +25,32 @@ rule accuracy:
         INFER_SHELL
 
 
-rule latency:
-    input:
-        unpack(inference_inputs("latency")),
-    output:
-        result=layout.latency_result(
-            "{system}",
-            "{manifest}",
-            "{env}",
-            "{device}",
-            "{scenario}",
-            "{batch_size}",
-            "{repeat}",
-        ),
-    log:
-        f"{RESULTS}/logs/inference/{{system}}/{{manifest}}/{{env}}/{{device}}/{{scenario}}_bs{{batch_size}}_r{{repeat}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/latency/{{system}}/{{manifest}}/{{env}}/{{device}}/{{scenario}}_bs{{batch_size}}_r{{repeat}}.tsv"
-    wildcard_constraints:
-        batch_size=r"\d+",
-        repeat=r"\d+",
-        scenario=SINGLE_SCENARIOS,
-    conda:
-        inference_env_file
-    threads: THREADS
-    resources:
-        mem_mb=8000,
-        runtime=60,
-        slurm_partition=partition,
-        constraint=constraint,
-        gres=gres,
-    params:
-        python=lambda wc: env_python(wc.env),
-        job=lambda wc, output: inference_job(wc, output, "latency"),
-    shell:
-        INFER_SHELL
+for _system in TIMED_SYSTEMS:
 
-
-if GROUPED:
-
-    rule latency_grouped:
+    rule:
+        name:
+            f"latency_round_{re.sub(r'[^A-Za-z0-9_]', '_', _system)}"
         input:
-            unpack(inference_inputs("latency")),
+            unpack(round_inputs(_system)),
         output:
-            [
-                layout.latency_result(
-                    "{system}",
-                    "{manifest}",
-                    "{env}",
-                    "{device}",
-                    "Offline",
-                    bs,
-                    "{repeat}",
-                )
-                for bs in BATCH_SIZES
-            ],
+            round_results(_system, "{repeat}"),
         log:
-            f"{RESULTS}/logs/inference/{{system}}/{{manifest}}/{{env}}/{{device}}/Offline_grouped_r{{repeat}}.log",
+            f"{RESULTS}/logs/inference/{_system}/round_r{{repeat}}.log",
         benchmark:
-            f"{RESULTS}/benchmarks/latency/{{system}}/{{manifest}}/{{env}}/{{device}}/Offline_grouped_r{{repeat}}.tsv"
+            f"{RESULTS}/benchmarks/latency/{_system}/round_r{{repeat}}.tsv"
         wildcard_constraints:
             repeat=r"\d+",
         conda:
-            inference_env_file
+            "../envs/workflow.yaml"
         threads: THREADS
         resources:
             mem_mb=8000,
-            runtime=120,
-            slurm_partition=partition,
-            constraint=constraint,
-            gres=gres,
+            runtime=240,
+            slurm_partition=study.systems.get(_system, {}).get("slurm_partition", ""),
+            constraint=study.systems.get(_system, {}).get("slurm_constraint", ""),
+            gres=study.systems.get(_system, {}).get("slurm_gres", ""),
         params:
-            python=lambda wc: env_python(wc.env),
-            job=lambda wc, output: grouped_job(wc, output),
+            python=env_python("host"),
+            plan=round_plan(_system),
         shell:
-            INFER_SHELL
+            ROUNDS_SHELL

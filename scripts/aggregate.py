@@ -12,8 +12,10 @@ import json
 from reproscope.aggregate import (
     accuracy_table,
     agreement_table,
+    comparisons_table,
     environments_table,
     repeats_table,
+    rounded,
     runs_table,
 )
 from reproscope.provenance import check_results
@@ -23,13 +25,16 @@ snakemake = snakemake  # noqa: F821, PLW0127 (injected by Snakemake)
 # A result made for another manifest, lock or input never reaches a table.
 check_results([*snakemake.input.accuracy, *snakemake.input.latency], dict(snakemake.params.jobs))
 index = json.loads(Path(snakemake.input.index).read_text())
-runs = runs_table(list(snakemake.input.latency), list(snakemake.input.flops))
-runs.to_csv(snakemake.output.runs, index=False)
-accuracy_table(list(snakemake.input.accuracy), index, snakemake.params.manifests).to_csv(
-    snakemake.output.accuracy, index=False
-)
+latency = list(snakemake.input.latency)
+runs = runs_table(latency, list(snakemake.input.flops))
+rounded(runs).to_csv(snakemake.output.runs, index=False)
+accuracy = accuracy_table(list(snakemake.input.accuracy), index, snakemake.params.manifests)
+rounded(accuracy).to_csv(snakemake.output.accuracy, index=False)
 agreement = agreement_table(list(snakemake.input.accuracy))
-agreement.to_csv(snakemake.output.agreement, index=False)
-repeats_table(runs).to_csv(snakemake.output.repeats, index=False)
-environments_table(runs, agreement).to_csv(snakemake.output.environments, index=False)
+rounded(agreement).to_csv(snakemake.output.agreement, index=False)
+rounded(repeats_table(runs)).to_csv(snakemake.output.repeats, index=False)
+comparisons = comparisons_table(latency)
+rounded(comparisons).to_csv(snakemake.output.comparisons, index=False)
+environments = environments_table(comparisons, agreement)
+rounded(environments).to_csv(snakemake.output.environments, index=False)
 Path(snakemake.log[0]).write_text("aggregated\n")

@@ -38,7 +38,7 @@ def infer_pids(marker: str) -> list[int]:
             cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
         except OSError:
             continue
-        if "reproscope.infer" not in cmdline or "Offline_bs4" not in cmdline:
+        if "reproscope.infer" not in cmdline or "FixedBatch_bs4" not in cmdline:
             continue
         try:
             if os.readlink(proc / "cwd") == marker:
@@ -69,7 +69,7 @@ def test_killed_job_then_rerun_keeps_finished_results(tmp_path: Path) -> None:
         os.kill(pid, signal.SIGKILL)
     output, _ = proc.communicate(timeout=120)
     assert proc.returncode != 0, output[-2000:]
-    assert not list((tmp_path / "results" / "inference").rglob("Offline_bs4_r0.json"))
+    assert not list((tmp_path / "results" / "inference").rglob("FixedBatch_bs4_r0.json"))
     assert digests(tmp_path) == finished  # the killed job left nothing behind
 
     config = yaml.safe_load((tmp_path / "config.yaml").read_text())

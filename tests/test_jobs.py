@@ -19,14 +19,16 @@ from tests import tinystudy
 @pytest.fixture
 def study(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """The tiny study's config loaded in its directory, as the workflow does."""
-    config_path = tinystudy.build(tmp_path, batch_sizes=(1, 4), group_batch_sizes=True)
+    config_path = tinystudy.build(
+        tmp_path, batch_sizes=(1, 4), scenarios=["FixedBatch", "SingleStream"]
+    )
     monkeypatch.chdir(tmp_path)
     return load_study(yaml.safe_load(config_path.read_text()), "config.yaml")
 
 
 def test_every_job_path_is_relative_and_in_the_layout(study) -> None:
     table = jobs.table_jobs(study)
-    assert len(table) == len(study.jobs)  # grouped Offline points count one by one
+    assert len(table) == len(study.jobs)  # a round's points count one by one
     for job in table:
         data = job.to_dict()
         for key in ("artifact", "inputs", "env_lock", "result_out", "logits_out", "topk_out"):
@@ -48,9 +50,9 @@ def test_every_job_path_is_relative_and_in_the_layout(study) -> None:
 
 
 def test_jobs_round_trip_through_json(study) -> None:
-    group = jobs.grouped_job(study, "local", "tiny-onnx", "host", "cpu", 0)
-    assert group.batch_sizes == [1, 4] and group.batch_size is None
-    for job in [*jobs.table_jobs(study), group, *group.points()]:
+    group = jobs.round_job(study, "local", "tiny-onnx", "host", "cpu", 0)
+    assert [p["batch_size"] for p in group.points] == [1, 4, 1] and group.batch_size is None
+    for job in [*jobs.table_jobs(study), group, *group.point_jobs()]:
         assert jobs.InferenceJob.from_json(job.to_json()) == job
     conversion = jobs.conversion_job(study, "tiny-onnx")
     assert jobs.ConversionJob.from_json(conversion.to_json()) == conversion
@@ -65,15 +67,17 @@ def test_unknown_job_field_is_refused() -> None:
         jobs.InferenceJob.from_dict({"mode": "accuracy", "surprise": 1})
 
 
-def test_point_of_a_group_is_the_job_its_result_records(study) -> None:
-    """reproscope.infer.run_group writes each point as {**group, batch_size, result_out,
-    grouped: True}; the expected digests must match exactly that."""
-    group = jobs.grouped_job(study, "local", "tiny-onnx", "host", "cpu", 0).to_dict()
+def test_point_of_a_round_is_the_job_its_result_records(study) -> None:
+    """reproscope.infer.run_group writes each point of a round as point_jobs() gives it;
+    the expected digests must match exactly that."""
+    group = jobs.round_job(study, "local", "tiny-onnx", "host", "cpu", 0)
     expected = provenance.expected_digests(study)
-    for bs, out in zip(group["batch_sizes"], group["result_outs"], strict=True):
-        point = {**group, "batch_size": bs, "result_out": out, "grouped": True}
-        del point["batch_sizes"], point["result_outs"]
-        assert expected[out] == jobs.digest(point)
+    points = group.point_jobs()
+    assert [p.scenario for p in points] == ["FixedBatch", "FixedBatch", "SingleStream"]
+    assert points[2].loadgen_dir == points[2].result_out.removesuffix(".json") + "_loadgen"
+    for point in points:
+        assert point.repeat == 0 and point.grouped
+        assert expected[point.result_out] == jobs.digest(point.to_dict())
 
 
 def test_base_result_swaps_the_manifest() -> None:

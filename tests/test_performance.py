@@ -1,4 +1,5 @@
-"""Scenarios, repeats, breakdown and operation counts on the tiny study (real runs)."""
+"""Scenarios (FixedBatch and LoadGen's), rounds, comparisons, breakdown and operation counts
+on the tiny study (real runs)."""
 
 from __future__ import annotations
 
@@ -18,17 +19,33 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
     tinystudy.build(
         root,
         batch_sizes=(1, 2),
-        scenarios=["Offline", "SingleStream", "Server"],
-        server={"latency_bound_ms": 50.0, "low_qps": 5.0, "high_qps": 400.0, "iterations": 3},
+        scenarios=["FixedBatch", "SingleStream", "MultiStream", "Server", "Offline"],
+        server={
+            "latency_bound_ms": 20.0,
+            "latency_percentile": 0.9,
+            "workers": 1,
+            "max_batch": 2,
+            "max_wait_ms": 0.5,
+            "search_steps": 1,
+        },
         repeats=2,
-        timing={"warmup": 1, "min_duration_s": 0.2, "min_queries": 5, "max_duration_s": 10},
+        timing={
+            "warmup": 1,
+            "min_duration_s": 0.2,
+            "min_queries": 5,
+            "max_duration_s": 2,
+            "target_ci_rel": 0.02,
+        },
     )
     result = snakemake(root)
     assert result.returncode == 0, result.stderr[-4000:]
     for plot in ("latency_breakdown.png", "latency_throughput.png"):
         assert (root / "results" / "plots" / plot).stat().st_size > 1000
-    pytest.repeats = pd.read_csv(root / "results" / "summary" / "repeats.csv")
-    return pd.read_csv(root / "results" / "summary" / "runs.csv")
+    summary = root / "results" / "summary"
+    pytest.repeats = pd.read_csv(summary / "repeats.csv")
+    pytest.comparisons = pd.read_csv(summary / "comparisons.csv")
+    pytest.root = root
+    return pd.read_csv(summary / "runs.csv")
 
 
 def test_every_scenario_and_repeat_is_a_row(runs: pd.DataFrame) -> None:
@@ -36,28 +53,73 @@ def test_every_scenario_and_repeat_is_a_row(runs: pd.DataFrame) -> None:
     per_manifest = runs.groupby("manifest")
     for _, group in per_manifest:
         counts = group.groupby("scenario").size().to_dict()
-        assert counts == {"Offline": 4, "SingleStream": 2, "Server": 2}  # x 2 repeats
+        # x 2 rounds
+        assert counts == {
+            "FixedBatch": 4,
+            "SingleStream": 2,
+            "MultiStream": 2,
+            "Server": 2,
+            "Offline": 2,
+        }
     assert set(runs["repeat"]) == {0, 1}
 
 
 def test_statistics_and_stopping_rule(runs: pd.DataFrame) -> None:
-    timed = runs[runs["scenario"] != "Server"]
-    assert (timed["n_iterations"] >= 5).all()
-    assert (runs["latency_ms_p50"] <= runs["latency_ms_p90"]).all()
-    assert (runs["latency_ms_p90"] <= runs["latency_ms_p99"]).all()
-    assert (runs["latency_median_ci95_low_ms"] <= runs["latency_ms_p50"]).all()
-    assert runs["unstable"].isin([True, False]).all()
-    assert runs["latency_cv"].notna().all()
+    fixed = runs[runs["scenario"] == "FixedBatch"]
+    assert (fixed["n_iterations"] >= 5).all()
+    assert fixed["stopped_by"].isin(["median_ci", "max_duration"]).all()
+    assert (fixed["latency_median_ci95_low_ms"] <= fixed["latency_ms_p50"]).all()
+    assert fixed["unstable"].isin([True, False]).all()
+    assert fixed["latency_cv"].notna().all()
+    assert fixed["noisy"].isin([True, False]).all()
+    assert runs["cpu_set"].astype(str).str.len().gt(0).all()
 
 
-def test_server_scenario_finds_a_rate(runs: pd.DataFrame) -> None:
+def test_percentiles_only_where_estimable(runs: pd.DataFrame) -> None:
+    for row in runs.itertuples():
+        for pct, needed in ((90, 29), (99, 299)):
+            value = getattr(row, f"latency_ms_p{pct}")
+            if row.n_iterations >= needed and row.scenario != "Offline":
+                assert float(value) >= row.latency_ms_p50
+            elif isinstance(value, str):
+                assert value.startswith(f"not estimable, needs {needed} queries")
+
+
+def test_loadgen_results_logs_and_settings(runs: pd.DataFrame) -> None:
+    mlperf = runs[runs["scenario"] != "FixedBatch"]
+    assert mlperf["loadgen_validity"].isin(["VALID", "INVALID"]).all()
+    invalid = mlperf[mlperf["loadgen_validity"] == "INVALID"]
+    assert invalid["loadgen_invalid_reason"].notna().all()
+    assert mlperf["loadgen_settings"].str.contains("min_duration_ms").all()
+    single = mlperf[mlperf["scenario"] == "SingleStream"]
+    assert single["early_stopping_p90_ms"].notna().all()
+    summaries = list((pytest.root / "results" / "inference").rglob("mlperf_log_summary.txt"))
+    details = list((pytest.root / "results" / "inference").rglob("mlperf_log_detail.txt"))
+    assert len(summaries) == len(details) >= len(mlperf)
+
+
+def test_server_rate_is_never_a_search_bound(runs: pd.DataFrame) -> None:
     server = runs[runs["scenario"] == "Server"]
-    assert (server["server_max_qps"] >= 5.0).all()
-    assert (server["latency_bound_ms"] == 50.0).all()
+    assert (server["server_max_qps"] > 0).all()
+    for row in server.itertuples():
+        low, high = map(float, row.server_bracket_qps.split())
+        assert row.server_max_qps == pytest.approx(low, rel=1e-3) and low < high
+    assert (server["loadgen_validity"] == "VALID").all()
+    assert server["sut"].str.contains("dynamic batching").all()
+
+
+def test_comparisons_cover_every_pair(runs: pd.DataFrame) -> None:
+    comparisons = pytest.comparisons
+    assert set(comparisons["kind"]) == {"framework"}  # tiny-pytorch vs tiny-onnx
+    assert set(comparisons["scenario"]) == set(runs["scenario"])
+    assert (comparisons["rounds"] == 2).all()
+    assert (comparisons["ci95_low"] <= comparisons["ratio_b_over_a"]).all()
+    assert (comparisons["ratio_b_over_a"] <= comparisons["ci95_high"]).all()
+    assert comparisons["verdict"].isin(["faster", "slower", "no significant difference"]).all()
 
 
 def test_breakdown_on_cpu_has_zero_copies(runs: pd.DataFrame) -> None:
-    offline = runs[runs["scenario"] == "Offline"]
+    offline = runs[runs["scenario"] == "FixedBatch"]
     assert (offline["breakdown_h2d_ms"] == 0).all() and (offline["breakdown_d2h_ms"] == 0).all()
     assert (offline["breakdown_compute_ms"] > 0).all()
     assert (offline["breakdown_preprocess_ms"] > 0).all()
@@ -68,7 +130,11 @@ def test_threads_and_operation_counts_are_recorded(runs: pd.DataFrame) -> None:
     assert (runs["intra_op_threads"] == 1).all() and (runs["inter_op_threads"] == 1).all()
     # TinyColourNet: mean over 32x32x3 then a 3->6 linear layer, counted from the ONNX graph.
     assert (runs["flops_per_image"] > 0).all()
-    assert (runs.query("scenario == 'Offline'")["achieved_gflops"] > 0).all()
+    for scenario in ("FixedBatch", "Offline"):
+        rows = runs[runs["scenario"] == scenario]
+        assert (rows["achieved_gflops"] > 0).all()
+        assert (rows["peak_gflops"] > 0).all() and rows["peak_method"].str.contains("GEMM").all()
+        assert (rows["peak_fraction"] > 0).all()
 
 
 def test_repeats_table(runs: pd.DataFrame) -> None:

@@ -28,8 +28,14 @@ from pathlib import Path
 
 import yaml
 
-INFERENCE_RULES = ("accuracy", "latency", "latency_grouped")
-LATENCY_NAME = re.compile(r"^(Offline|SingleStream|Server)_bs(\d+)_r(\d+)$")
+LATENCY_NAME = re.compile(r"^(FixedBatch|SingleStream|MultiStream|Server|Offline)_bs(\d+)_r(\d+)$")
+
+
+def round_rule(system: str) -> str:
+    """The rule that measures a system's timing rounds (rules/inference.smk)."""
+    return "latency_round_" + re.sub(r"[^A-Za-z0-9_]", "_", system)
+
+
 RESULTS = Path("results/inference")
 
 
@@ -51,27 +57,22 @@ def system_of(wildcard_dir: str, systems: list[str]) -> str | None:
     return max(hits, key=len) if hits else None
 
 
-def result_jsons(logdir: Path) -> list[tuple[str, Path]]:
+def result_jsons() -> list[tuple[str, Path]]:
     """(rule, path) of every inference result: <system>/<manifest>/<env>/<device>/*.json."""
     out = []
     for path in sorted(RESULTS.glob("*/*/*/*/*.json")):
         if path.name == "accuracy.json":
             out.append(("accuracy", path))
-        elif match := LATENCY_NAME.match(path.stem):
-            grouped = match.group(1) == "Offline" and (logdir / "rule_latency_grouped").is_dir()
-            out.append(("latency_grouped" if grouped else "latency", path))
+        elif LATENCY_NAME.match(path.stem):
+            out.append((round_rule(path.parts[-5]), path))
     return out
 
 
 def wildcard_dir(rule: str, path: Path) -> str:
     """The plugin's log dir name: the rule's wildcard values joined by '_'."""
-    system, manifest, env, device = path.parts[-5:-1]
-    values = [system, manifest, env, device]
-    if rule == "latency":
-        values.extend(LATENCY_NAME.match(path.stem).groups())  # scenario, batch size, repeat
-    elif rule == "latency_grouped":  # one job for all Offline batch sizes of a repeat
-        values.append(LATENCY_NAME.match(path.stem).group(3))
-    return "_".join(values).replace("/", "_")
+    if rule != "accuracy":  # a round: its only wildcard is the round number
+        return LATENCY_NAME.match(path.stem).group(3)
+    return "_".join(path.parts[-5:-1]).replace("/", "_")
 
 
 def cmd_expect(args: argparse.Namespace) -> int:
@@ -93,14 +94,16 @@ def cmd_expect(args: argparse.Namespace) -> int:
     else:
         rule_dirs = sorted(p for p in logdir.iterdir() if p.is_dir())
 
-    seen_inference = {rule: 0 for rule in INFERENCE_RULES}
+    rounds = {round_rule(system): system for system in partitions}
+    inference_rules = ("accuracy", *rounds)
+    seen_inference = {rule: 0 for rule in inference_rules}
     for rdir in rule_dirs:
         rule = rdir.name.removeprefix("rule_")
         logs = sorted(rdir.rglob("*.log"))
         n_logs += len(logs)
-        if rule in INFERENCE_RULES:
+        if rule in inference_rules:
             for wdir in sorted(p for p in rdir.iterdir() if p.is_dir()):
-                system = system_of(wdir.name, list(partitions))
+                system = rounds.get(rule) or system_of(wdir.name, list(partitions))
                 if system is None:
                     errors.append(f"{wdir}: wildcards name no system of {sorted(partitions)}")
                     continue
@@ -109,7 +112,7 @@ def cmd_expect(args: argparse.Namespace) -> int:
         elif default_part:
             out.append(f"--expect={rdir.name}/={default_part}")
 
-    results = result_jsons(logdir)
+    results = result_jsons()
     if not results:
         errors.append(f"no inference results under {RESULTS}")
     for rule, path in results:
@@ -123,7 +126,7 @@ def cmd_expect(args: argparse.Namespace) -> int:
             errors.append(f"{path}: no fingerprint.slurm_job_id: the job bypassed SLURM")
         elif not (wdir / f"{job_id}.log").is_file():
             errors.append(f"{path}: SLURM job {job_id} has no log {wdir}/{job_id}.log")
-    for rule in INFERENCE_RULES:
+    for rule in inference_rules:
         n_results = len({wildcard_dir(r, p) for r, p in results if r == rule})
         if seen_inference[rule] != n_results:
             errors.append(

@@ -11,7 +11,9 @@ import numpy as np
 import pandas as pd
 
 from reproscope import layout
+from reproscope.compare import ratio_ci, verdict
 from reproscope.manifest import read_label_list
+from reproscope.stats import trusted_percentile
 
 RUN_STATS = [
     "mean_ms",
@@ -104,15 +106,16 @@ def runs_table(latency_files: list[str], flops_files: list[str] = ()) -> pd.Data
     for path in latency_files:
         record = _load(path)
         job, metrics = record["job"], record.get("metrics", {})
+        n_latencies = _latency_count(metrics)
         row = {
             **_identity(record),
-            "scenario": job.get("scenario", "Offline"),
+            "scenario": job.get("scenario", "FixedBatch"),
             "repeat": job.get("repeat", 0),
             "batch_size": job["batch_size"],
             "n_iterations": metrics.get("n_iterations"),
             "latency_ms_p50": metrics.get("p50_ms"),
-            "latency_ms_p90": metrics.get("p90_ms"),
-            "latency_ms_p99": metrics.get("p99_ms"),
+            "latency_ms_p90": trusted_percentile(metrics.get("p90_ms"), n_latencies, 90),
+            "latency_ms_p99": trusted_percentile(metrics.get("p99_ms"), n_latencies, 99),
             "throughput_ips": metrics.get("throughput_ips"),
             "status": record["status"],
             "reason": record["reason"],
@@ -124,10 +127,27 @@ def runs_table(latency_files: list[str], flops_files: list[str] = ()) -> pd.Data
                 if k not in ("p50_ms", "p90_ms", "p99_ms")
             }
         )
+        noise = metrics.get("noise", {})
         row.update(
+            loadgen_validity=metrics.get("validity"),
+            loadgen_invalid_reason=metrics.get("invalid_reason"),
+            early_stopping_p90_ms=metrics.get("early_stopping_p90_ms"),
+            early_stopping_p99_ms=metrics.get("early_stopping_p99_ms"),
+            loadgen_settings=json.dumps(metrics["settings"], sort_keys=True)
+            if "settings" in metrics
+            else None,
+            sut=json.dumps(metrics["sut"], sort_keys=True) if "sut" in metrics else None,
             unstable=metrics.get("unstable"),
             stopped_by=metrics.get("stopped_by"),
+            noisy=noise.get("noisy"),
+            noise_reason=noise.get("noise_reason"),
+            steal_share=noise.get("steal_share"),
+            calibration_drift=noise.get("calibration_drift"),
+            cpu_set=" ".join(map(str, record.get("fingerprint", {}).get("cpu_set") or [])),
             server_max_qps=metrics.get("server_max_qps"),
+            server_bracket_qps=" ".join(f"{v:.4g}" for v in metrics["server_bracket_qps"] if v)
+            if metrics.get("server_bracket_qps")
+            else None,
             latency_bound_ms=metrics.get("latency_bound_ms"),
             timed_share=metrics.get("timed_share"),
             peak_rss_mb=record.get("peak_rss_bytes", 0) / 2**20,
@@ -146,16 +166,28 @@ def runs_table(latency_files: list[str], flops_files: list[str] = ()) -> pd.Data
         )
         per_image = _flops_for(flops, record)
         throughput = metrics.get("throughput_ips")
+        achieved = per_image * throughput / 1e9 if per_image and throughput else None
+        peak = record.get("fingerprint", {}).get("peak_gflops")
         row.update(
             flops_per_image=per_image,
-            achieved_gflops=per_image * throughput / 1e9 if per_image and throughput else None,
-            peak_gflops=record.get("fingerprint", {}).get("peak_gflops"),
+            achieved_gflops=achieved,
+            peak_gflops=peak,
+            peak_fraction=achieved / peak if achieved and peak else None,
+            peak_method=record.get("fingerprint", {}).get("peak_method"),
         )
         rows.append(row)
     return _ordered(pd.DataFrame(rows), RUNS_FIRST).sort_values(
         ["model", "framework", "env", "device", "system", "scenario", "batch_size", "repeat"],
         ignore_index=True,
     )
+
+
+def _latency_count(metrics: dict[str, Any]) -> int | None:
+    """How many latencies a run's percentiles come from: LoadGen's Offline times each
+    sample of its one query; the other scenarios time queries."""
+    if metrics.get("scenario") == "Offline" and "settings_effective" in metrics:
+        return metrics["settings_effective"].get("effective_samples_per_query")
+    return metrics.get("n") or metrics.get("query_count") or metrics.get("n_iterations")
 
 
 def _flops_for(flops: dict[str, float], record: dict[str, Any]) -> float | None:
@@ -188,47 +220,39 @@ def repeats_table(runs: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def environments_table(runs: pd.DataFrame, agreement: pd.DataFrame) -> pd.DataFrame:
-    """The same manifest in two environments: latency ratio per batch size, agreement."""
-    ok = runs[(runs["status"] == "ok") & (runs["scenario"] == "Offline")]
-    median = (
-        ok.groupby(["manifest", "framework", "env", "device", "system", "batch_size"])[
-            "latency_ms_p50"
-        ]
-        .median()
-        .reset_index()
-    )
+def environments_table(comparisons: pd.DataFrame, agreement: pd.DataFrame) -> pd.DataFrame:
+    """The same manifest in two environments: the FixedBatch latency ratios and verdicts of
+    comparisons.csv, with the two environments' prediction agreement."""
     rows = []
-    for (manifest, device, system), group in median.groupby(["manifest", "device", "system"]):
-        envs = sorted(group["env"].unique())
-        for i, env_a in enumerate(envs):
-            for env_b in envs[i + 1 :]:
-                a = group[group["env"] == env_a].set_index("batch_size")["latency_ms_p50"]
-                b = group[group["env"] == env_b].set_index("batch_size")["latency_ms_p50"]
-                pair = agreement[
-                    (agreement["env_a"].isin([env_a, env_b]))
-                    & (agreement["env_b"].isin([env_a, env_b]))
-                    & (agreement["framework_a"] == agreement["framework_b"])
-                ]
-                for bs in sorted(set(a.index) & set(b.index)):
-                    rows.append(
-                        {
-                            "manifest": manifest,
-                            "framework": group["framework"].iloc[0],
-                            "device": device,
-                            "system": system,
-                            "env_a": env_a,
-                            "env_b": env_b,
-                            "batch_size": bs,
-                            "latency_ms_p50_a": a[bs],
-                            "latency_ms_p50_b": b[bs],
-                            "latency_ratio_b_over_a": b[bs] / a[bs],
-                            "top1_agreement": pair["top1_agreement"].iloc[0] if len(pair) else None,
-                            "max_abs_logit_diff": pair["max_abs_logit_diff"].iloc[0]
-                            if len(pair)
-                            else None,
-                        }
-                    )
+    envs = comparisons[
+        (comparisons["kind"] == "environment") & (comparisons["scenario"] == "FixedBatch")
+    ]
+    for c in envs.itertuples():
+        pair = agreement[
+            agreement["env_a"].isin([c.env_a, c.env_b])
+            & agreement["env_b"].isin([c.env_a, c.env_b])
+            & (agreement["framework_a"] == agreement["framework_b"])
+        ]
+        rows.append(
+            {
+                "manifest": c.manifest_a,
+                "framework": c.framework_a,
+                "device": c.device_a,
+                "system": c.system_a,
+                "env_a": c.env_a,
+                "env_b": c.env_b,
+                "batch_size": c.batch_size,
+                "rounds": c.rounds,
+                "latency_ms_p50_a": c.value_a,
+                "latency_ms_p50_b": c.value_b,
+                "latency_ratio_b_over_a": c.ratio_b_over_a,
+                "ratio_ci95_low": c.ci95_low,
+                "ratio_ci95_high": c.ci95_high,
+                "verdict": c.verdict,
+                "top1_agreement": pair["top1_agreement"].iloc[0] if len(pair) else None,
+                "max_abs_logit_diff": pair["max_abs_logit_diff"].iloc[0] if len(pair) else None,
+            }
+        )
     columns = [
         "manifest",
         "framework",
@@ -237,9 +261,13 @@ def environments_table(runs: pd.DataFrame, agreement: pd.DataFrame) -> pd.DataFr
         "env_a",
         "env_b",
         "batch_size",
+        "rounds",
         "latency_ms_p50_a",
         "latency_ms_p50_b",
         "latency_ratio_b_over_a",
+        "ratio_ci95_low",
+        "ratio_ci95_high",
+        "verdict",
         "top1_agreement",
         "max_abs_logit_diff",
         "logit_spread",
@@ -247,6 +275,115 @@ def environments_table(runs: pd.DataFrame, agreement: pd.DataFrame) -> pd.DataFr
         "distinct_top1_a",
     ]
     return pd.DataFrame(rows, columns=columns)
+
+
+#: What each scenario's comparison compares, and whether lower is better.
+SCENARIO_METRIC = {
+    "FixedBatch": ("p50_ms", True),
+    "SingleStream": ("p50_ms", True),
+    "MultiStream": ("p50_ms", True),
+    "Offline": ("throughput_ips", False),
+    "Server": ("server_max_qps", False),
+}
+CONFIG = ["model", "manifest", "framework", "env", "device", "system"]
+
+
+def pair_kind(a: dict[str, Any], b: dict[str, Any]) -> str | None:
+    """What a study compares between two configurations, or None when they differ in more
+    than that one respect."""
+    same = {k: a[k] == b[k] for k in CONFIG}
+    if same["manifest"] and same["device"] and same["system"] and not same["env"]:
+        return "environment"
+    if same["model"] and same["device"] and same["system"] and not same["framework"]:
+        return "framework"
+    if same["manifest"] and same["env"] and same["device"] and not same["system"]:
+        return "system"
+    if same["manifest"] and same["env"] and same["system"] and not same["device"]:
+        return "device"
+    return None
+
+
+def comparisons_table(latency_files: list[str]) -> pd.DataFrame:
+    """Every pair the study compares, at each scenario and batch size: the ratio B/A of
+    their medians over paired rounds, its 95 % CI and a verdict (see reproscope.compare)."""
+    measured: dict[tuple, dict[int, float]] = {}
+    configs: dict[tuple, dict[str, Any]] = {}
+    for path in latency_files:
+        record = _load(path)
+        job, metrics = record["job"], record.get("metrics", {})
+        scenario = job.get("scenario", "FixedBatch")
+        metric, _ = SCENARIO_METRIC[scenario]
+        if record["status"] != "ok" or metrics.get(metric) is None:
+            continue
+        config = {k: job[k] for k in CONFIG}
+        key = (*config.values(), scenario, job["batch_size"])
+        configs[key] = config
+        measured.setdefault(key, {})[job.get("repeat", 0)] = metrics[metric]
+    rows = []
+    for key_a, key_b in itertools.combinations(sorted(measured), 2):
+        if key_a[-2:] != key_b[-2:]:
+            continue
+        a, b = configs[key_a], configs[key_b]
+        kind = pair_kind(a, b)
+        if kind is None:
+            continue
+        scenario, batch_size = key_a[-2:]
+        metric, lower_is_better = SCENARIO_METRIC[scenario]
+        rounds = sorted(set(measured[key_a]) & set(measured[key_b]))
+        if not rounds:
+            continue
+        sides = [[measured[key][r] for r in rounds] for key in (key_a, key_b)]
+        ratio, low, high = ratio_ci(*sides)
+        rows.append(
+            {
+                "kind": kind,
+                "scenario": scenario,
+                "batch_size": batch_size,
+                "metric": metric,
+                **{f"{k}_a": a[k] for k in CONFIG},
+                **{f"{k}_b": b[k] for k in CONFIG},
+                "rounds": len(rounds),
+                "value_a": float(np.median(sides[0])),
+                "value_b": float(np.median(sides[1])),
+                "ratio_b_over_a": ratio,
+                "ci95_low": low,
+                "ci95_high": high,
+                "verdict": verdict(ratio, low, high, lower_is_better),
+            }
+        )
+    columns = [
+        "kind",
+        "scenario",
+        "batch_size",
+        "metric",
+        *[f"{k}_{side}" for side in "ab" for k in CONFIG],
+        "rounds",
+        "value_a",
+        "value_b",
+        "ratio_b_over_a",
+        "ci95_low",
+        "ci95_high",
+        "verdict",
+    ]
+    return pd.DataFrame(rows, columns=columns)
+
+
+#: Decimals kept in the CSVs, by column-name ending: latencies were timed in ns (kept to
+#: 0.1 us), rates and GFLOP/s to 2 decimals, everything else (ratios, shares, %) to 4.
+_DECIMALS = (("_ms", 4), ("_s", 3), ("_ips", 2), ("_qps", 2), ("_gflops", 2), ("_mb", 1))
+
+
+def rounded(table: pd.DataFrame) -> pd.DataFrame:
+    """Floats rounded to what was measured (no -0.29999999999999716 in a CSV)."""
+    out = table.copy()
+    for column in out.columns:
+        if out[column].dtype.kind != "f":
+            continue
+        decimals = next((d for end, d in _DECIMALS if column.endswith(end)), 4)
+        if column.startswith("latency_ms_"):
+            decimals = 4
+        out[column] = out[column].round(decimals)
+    return out
 
 
 def expected_indices(labels: list[str], label_list: list[str], offset: int) -> np.ndarray:

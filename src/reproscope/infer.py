@@ -22,16 +22,19 @@ import numpy as np
 from reproscope import layout
 from reproscope.fetch import sha256_file
 from reproscope.fingerprint import system_fingerprint
-from reproscope.flops import peak_gflops
 from reproscope.jobs import InferenceJob
-from reproscope.lockfile import env_identity
-from reproscope.resources import GpuSampler
-from reproscope.scenarios import (
-    StopRule,
-    find_max_server_rate,
-    run_offline,
-    run_single_stream,
+from reproscope.loadgen_harness import (
+    MULTI_STREAM_SAMPLES,
+    SampleLibrary,
+    ServerPolicy,
+    find_peak_server_rate,
+    run_loadgen,
 )
+from reproscope.lockfile import env_identity
+from reproscope.noise import NOISE_THRESHOLD, NoiseMonitor, pin_cpus
+from reproscope.peak import measure_peak_gflops
+from reproscope.resources import GpuSampler
+from reproscope.scenarios import StopRule, run_fixed_batch
 from reproscope.stats import summarize
 
 FRAMEWORK_PACKAGES = {
@@ -65,43 +68,24 @@ def _issue(runner: Any, batch: np.ndarray) -> Any:
     return lambda _n: runner.run(batch)
 
 
-def run_scenario(runner: Any, inputs: np.ndarray, job: dict[str, Any]) -> dict[str, Any]:
-    """One MLPerf-style scenario; returns its statistics and throughput."""
-    timing, scenario = job["timing"], job["scenario"]
-    rule = StopRule(timing["min_duration_s"], timing["min_queries"], timing["max_duration_s"])
+def stop_rule(timing: dict[str, Any]) -> StopRule:
+    return StopRule(
+        timing["min_duration_s"],
+        timing["min_queries"],
+        timing["max_duration_s"],
+        timing.get("target_ci_rel"),
+    )
+
+
+def fixed_batch(runner: Any, inputs: np.ndarray, job: dict[str, Any]) -> dict[str, Any]:
+    """FixedBatch: one batch of N at a time, closed loop; per-batch latency statistics."""
+    timing = job["timing"]
     batch = batch_of(inputs, job["batch_size"])
-    extra: dict[str, Any] = {}
-    if scenario == "Offline":
-        result = run_offline(_issue(runner, batch), job["batch_size"], timing["warmup"], rule)
-    elif scenario == "SingleStream":
-        result = run_single_stream(_issue(runner, batch), timing["warmup"], rule)
-    else:
-        server = job["server"]
-        rate, trials = find_max_server_rate(
-            _issue(runner, batch),
-            server["latency_bound_ms"],
-            timing["warmup"],
-            rule,
-            seed=server.get("seed", 0),
-            low_qps=server["low_qps"],
-            high_qps=server["high_qps"],
-            iterations=server["iterations"],
-        )
-        passing = [t for t in trials if t.target_qps == rate] or trials[-1:]
-        result = passing[-1]
-        extra = {
-            "server_max_qps": rate,
-            "latency_bound_ms": server["latency_bound_ms"],
-            "server_trials": [
-                {"target_qps": t.target_qps, "p99_ms": summarize(t.latencies_ms)["p99_ms"]}
-                for t in trials
-            ],
-        }
+    result = run_fixed_batch(
+        _issue(runner, batch), job["batch_size"], timing["warmup"], stop_rule(timing)
+    )
     return {
         **summarize(result.latencies_ms),
-        **extra,
-        "scenario": scenario,
-        "batch_size": job["batch_size"],
         "n_iterations": result.n_queries,
         "throughput_ips": result.throughput_sps,
         "duration_s": result.duration_s,
@@ -110,6 +94,97 @@ def run_scenario(runner: Any, inputs: np.ndarray, job: dict[str, Any]) -> dict[s
         "warmup_s": result.warmup_s,
         "latencies_ms": [round(x, 6) for x in result.latencies_ms],
     }
+
+
+def _expected_ms(runner: Any, inputs: np.ndarray, batch_size: int, warmup: int) -> float:
+    """Median latency of a few untimed batches: LoadGen's expected latency/QPS hints."""
+    batch = batch_of(inputs, batch_size)
+    times = []
+    for _ in range(max(3, warmup)):
+        start = time.perf_counter_ns()
+        runner.run(batch)
+        times.append((time.perf_counter_ns() - start) / 1e6)
+    return float(np.median(times))
+
+
+def loadgen_scenario(runner: Any, inputs: np.ndarray, job: dict[str, Any]) -> dict[str, Any]:
+    """SingleStream, MultiStream, Server or Offline, driven by MLPerf LoadGen; its logs go to
+    job['loadgen_dir']."""
+    import mlperf_loadgen as lg
+
+    timing, scenario = job["timing"], job["scenario"]
+    log_dir = Path(job["loadgen_dir"])
+    library = SampleLibrary(inputs)
+    per_query = {"MultiStream": MULTI_STREAM_SAMPLES, "Offline": job["batch_size"]}
+    samples = per_query.get(scenario, 1)
+    # Halved: LoadGen pre-generates min_duration / expected queries, and too few is INVALID.
+    expected = 0.5 * _expected_ms(runner, inputs, samples, timing["warmup"])
+    spec = {
+        **{k: timing[k] for k in ("min_duration_s", "max_duration_s", "min_queries")},
+        "expected_latency_ms": expected,
+        "samples_per_query": MULTI_STREAM_SAMPLES,
+        # Offline sizes its one query from this; too low and the query ends before min_duration.
+        "expected_qps": 0.75 * samples * 1e3 / expected,  # 1.5x the measured rate
+        "accuracy": job.get("loadgen_accuracy", False),
+    }
+    if scenario != "Server":
+        result = run_loadgen(lg, runner, library, scenario, spec, log_dir, job["batch_size"])
+    else:
+        server = job["server"]
+        policy = ServerPolicy(
+            server.get("workers", 1), server.get("max_batch", 1), server.get("max_wait_ms", 0.0)
+        )
+        spec["latency_bound_ms"] = server["latency_bound_ms"]
+        spec["latency_percentile"] = server.get("latency_percentile", 0.99)
+
+        def trial(rate: float) -> dict[str, Any]:
+            trial_dir = log_dir / f"qps_{rate:.3f}"
+            return run_loadgen(
+                lg, runner, library, "Server", {**spec, "target_qps": rate}, trial_dir, 1, policy
+            )
+
+        start_qps = policy.workers * 1e3 / expected / 4  # half the measured service rate
+        search = find_peak_server_rate(trial, start_qps, server.get("search_steps", 3))
+        valid = [t for t in search["trials"] if t["target_qps"] == search["peak_qps"]]
+        result = dict(valid[-1] if valid else search["trials"][-1])
+        result.update(
+            server_max_qps=search["peak_qps"],
+            server_bracket_qps=search["bracket"],
+            server_search_reason=search["reason"],
+            latency_bound_ms=server["latency_bound_ms"],
+            server_trials=[
+                {k: t.get(k) for k in ("target_qps", "validity", "p99_ms", "invalid_reason")}
+                for t in search["trials"]
+            ],
+        )
+    n_queries = result["query_count"] or 0
+    rate = result.get("qps_with_loadgen_overhead")
+    throughput = (
+        result.get("samples_per_second")  # Offline
+        or result.get("completed_samples_per_sec")  # Server
+        or (rate or 0) * samples  # SingleStream
+        or samples * 1e3 / result["mean_ms"]  # MultiStream: queries back to back
+    )
+    duration = n_queries / rate if rate else None
+    return {
+        **result,
+        "loadgen": True,
+        "n_iterations": n_queries,
+        "samples_per_query": samples,
+        "throughput_ips": throughput,
+        "duration_s": duration,
+        "expected_latency_ms": expected,
+        "stopped_by": "loadgen",
+    }
+
+
+def run_scenario(runner: Any, inputs: np.ndarray, job: dict[str, Any]) -> dict[str, Any]:
+    """One timing point: FixedBatch (own closed loop) or an MLPerf scenario (LoadGen)."""
+    if job["scenario"] == "FixedBatch":
+        metrics = fixed_batch(runner, inputs, job)
+    else:
+        metrics = loadgen_scenario(runner, inputs, job)
+    return {**metrics, "scenario": job["scenario"], "batch_size": job["batch_size"]}
 
 
 def breakdown(runner: Any, inputs: np.ndarray, job: dict[str, Any]) -> dict[str, float]:
@@ -132,13 +207,16 @@ def breakdown(runner: Any, inputs: np.ndarray, job: dict[str, Any]) -> dict[str,
 
 def latency_run(runner: Any, inputs: np.ndarray, job: dict[str, Any]) -> dict[str, Any]:
     sampler = GpuSampler() if job["device"] == "cuda" else None
-    if sampler is None:
-        metrics = run_scenario(runner, inputs, job)
-    else:
-        with sampler:
+    with NoiseMonitor(job.get("noise_threshold", NOISE_THRESHOLD)) as noise:
+        if sampler is None:
             metrics = run_scenario(runner, inputs, job)
+        else:
+            with sampler:
+                metrics = run_scenario(runner, inputs, job)
+    metrics["noise"] = noise.summary()
+    if sampler is not None:
         gpu = sampler.summary()
-        images = metrics["n_iterations"] * job["batch_size"]
+        images = metrics["n_iterations"] * metrics.get("samples_per_query", job["batch_size"])
         gpu["energy_per_inference_j"] = (
             sampler.energy_per_inference_j(images) if sampler.available else None
         )
@@ -150,7 +228,9 @@ def latency_run(runner: Any, inputs: np.ndarray, job: dict[str, Any]) -> dict[st
 def provenance(job: dict[str, Any]) -> dict[str, Any]:
     """The system fingerprint and the hashes of what the job read."""
     fingerprint = system_fingerprint(job["threads"], FRAMEWORK_PACKAGES[job["framework"]])
-    fingerprint["peak_gflops"] = peak_gflops()
+    fingerprint["cpu_set"] = (
+        sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    )
     return {
         "fingerprint": fingerprint,
         "artifact_sha256": sha256_file(job["artifact"]),
@@ -176,6 +256,11 @@ def run_job(
             runner.load(Path(job["artifact"]), job)
         record["runner"] = runner.info()
         record["load_s"] = time.perf_counter() - started
+        fingerprint = record["fingerprint"]
+        if job["mode"] == "latency" and "peak_gflops" not in fingerprint:
+            # After load: the runner has set the framework's thread count.
+            peak = measure_peak_gflops(job["framework"])
+            fingerprint.update(peak_gflops=peak["peak_gflops"], peak_method=peak["method"])
         if job["mode"] == "accuracy":
             logits, seconds = accuracy_pass(runner, inputs, job["batch_size"])
             np.save(job["logits_out"], logits)
@@ -205,7 +290,9 @@ def write_record(record: dict[str, Any], out: Path) -> None:
 def estimated_point_s(record: dict[str, Any], batch_size: int, job: dict[str, Any]) -> float:
     """Wall time of the next point, from the last measured one: latency grows at most
     linearly with the batch; warm-up, the timed run and the breakdown batches."""
-    metrics = record["metrics"]
+    metrics = record.get("metrics", {})
+    if not metrics.get("p50_ms") or not metrics.get("batch_size"):
+        return 0.0
     per_batch_s = metrics["p50_ms"] / 1e3 * batch_size / metrics["batch_size"]
     timing = job["timing"]
     timed = max(timing["min_duration_s"], timing["min_queries"] * per_batch_s)
@@ -213,21 +300,23 @@ def estimated_point_s(record: dict[str, Any], batch_size: int, job: dict[str, An
     return min(timed, timing["max_duration_s"]) + extra * per_batch_s
 
 
-def run_group(job: dict[str, Any]) -> None:
-    """Several batch sizes of one (model, environment, device) in one process: the
-    framework is imported and the model loaded once. Each point keeps its own result.
+def run_group(group: InferenceJob) -> None:
+    """All timing points of one configuration in one round, in one process: the framework
+    is imported and the model loaded once. Each point keeps its own result.
     With timing.group_budget_s, a point that would not fit in what is left of the budget
-    is written as 'skipped' with its estimate, and so is every larger one."""
+    is written as 'skipped' with its estimate (and so is every larger one)."""
     runner = None
-    known = provenance(job)
-    budget = job["timing"].get("group_budget_s")
+    unavailable = None
+    known = provenance(group.to_dict())
+    budget = (group.timing or {}).get("group_budget_s")
     started, last = time.perf_counter(), None
-    for batch_size, out in zip(job["batch_sizes"], job["result_outs"], strict=True):
-        point = {**job, "batch_size": batch_size, "result_out": out, "grouped": True}
-        del point["batch_sizes"], point["result_outs"]
+    for point_job in group.point_jobs():
+        point = point_job.to_dict()
         left = budget - (time.perf_counter() - started) if budget else None
-        estimate = estimated_point_s(last, batch_size, point) if budget and last else 0.0
-        if left is not None and (left <= 0 or estimate > left):
+        estimate = estimated_point_s(last, point["batch_size"], point) if budget and last else 0.0
+        if unavailable:  # the device does not exist: no point can run on it
+            record = {"job": point, **known, "status": "unavailable", "reason": unavailable}
+        elif left is not None and (left <= 0 or estimate > left):
             record = {
                 "job": point,
                 **copy.deepcopy(known),
@@ -235,15 +324,17 @@ def run_group(job: dict[str, Any]) -> None:
                 "reason": f"time budget: estimated {estimate:.0f} s, {max(left, 0):.0f} s "
                 f"of timing.group_budget_s={budget:g} left",
             }
-            write_record(record, Path(out))
-            print(f"{point['scenario']} {batch_size}: skipped {record['reason']}")
-            continue
-        record, runner = run_job(point, runner, known)
-        last = record if record["status"] == "ok" else last
+        else:
+            record, runner = run_job(point, runner, known)
+            last = record if record["status"] == "ok" else last
+        known["fingerprint"] = record["fingerprint"]  # keeps the peak measured once
+        if record["status"] == "unavailable":
+            unavailable = record["reason"]
         if record["status"] != "ok":
             runner = None  # a failed point must not poison the next one
-        write_record(record, Path(out))
-        print(f"{point['scenario']} {batch_size}: {record['status']} {record['reason'] or ''}")
+        write_record(record, Path(point["result_out"]))
+        status = f"{record['status']} {record['reason'] or ''}"
+        print(f"{point['scenario']} {point['batch_size']}: {status}")
 
 
 def main(argv: list[str]) -> int:
@@ -251,10 +342,13 @@ def main(argv: list[str]) -> int:
         print("usage: python -m reproscope.infer JOB.json|'{...}'", file=sys.stderr)
         return 2
     text = argv[1] if argv[1].lstrip().startswith("{") else Path(argv[1]).read_text()
-    job = InferenceJob.from_json(text).to_dict()
-    if "batch_sizes" in job:
-        run_group(job)
+    parsed = InferenceJob.from_json(text)
+    # Pinned before the framework is imported, so that its thread pools inherit the set.
+    pin_cpus(parsed.threads)
+    if parsed.points:
+        run_group(parsed)
         return 0
+    job = parsed.to_dict()
     record, _ = run_job(job)
     write_record(record, Path(job["result_out"]))
     print(f"{job['mode']} {job.get('batch_size')}: {record['status']} {record['reason'] or ''}")

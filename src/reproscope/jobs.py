@@ -50,7 +50,8 @@ class _Job:
 
 @dataclass(frozen=True)
 class InferenceJob(_Job):
-    """An accuracy pass, one latency point, or (batch_sizes set) a group of Offline points."""
+    """An accuracy pass, one timing point, or (points set) all timing points of one
+    configuration in one round."""
 
     mode: str  # accuracy | latency
     framework: str
@@ -74,27 +75,21 @@ class InferenceJob(_Job):
     scenario: str | None = None
     repeat: int | None = None
     server: dict[str, Any] | None = None
-    grouped: bool | None = None  # a point measured inside a group
-    batch_sizes: list[int] | None = None
-    result_outs: list[str] | None = None
+    grouped: bool | None = None  # a point measured inside a round's process
+    noise_threshold: float | None = None
+    loadgen_dir: str | None = None  # LoadGen's logs of an MLPerf scenario
+    points: list[dict[str, Any]] | None = None  # a round: each point's own fields
 
     def to_dict(self) -> dict[str, Any]:
         data = super().to_dict()
         data.setdefault("architecture", None)  # weight-free formats have none, say so
         return data
 
-    def points(self) -> list[InferenceJob]:
-        """A group's single-point jobs, as each point's result records it."""
+    def point_jobs(self) -> list[InferenceJob]:
+        """A round's single-point jobs, as each point's result records it."""
         return [
-            dataclasses.replace(
-                self,
-                batch_size=bs,
-                result_out=out,
-                grouped=True,
-                batch_sizes=None,
-                result_outs=None,
-            )
-            for bs, out in zip(self.batch_sizes or [], self.result_outs or [], strict=True)
+            dataclasses.replace(self, points=None, grouped=True, **point)
+            for point in self.points or []
         ]
 
 
@@ -177,32 +172,41 @@ def inference_job(
             logits_out=layout.logits(*where),
             topk_out=layout.topk(*where),
         )
+    from reproscope.noise import NOISE_THRESHOLD  # workflow side: numpy is there
+
+    result = layout.latency_result(*where, scenario, int(batch_size), int(repeat))
     return InferenceJob(
         **common,
         batch_size=int(batch_size),
-        result_out=layout.latency_result(*where, scenario, int(batch_size), int(repeat)),
+        result_out=result,
         timing=settings["timing"],
         scenario=scenario,
         repeat=int(repeat),
         server=settings["server"] if scenario == "Server" else None,
+        noise_threshold=settings.get("noise_threshold", NOISE_THRESHOLD),
+        loadgen_dir=None if scenario == "FixedBatch" else layout.loadgen_dir(result),
     )
 
 
-def grouped_job(
+#: The fields in which the points of a round differ.
+POINT_FIELDS = ("scenario", "batch_size", "result_out", "server", "loadgen_dir")
+
+
+def round_job(
     study: Study, system: str, manifest: str, env: str, device: str, repeat: int
 ) -> InferenceJob:
-    """All Offline batch sizes of one (system, manifest, env, device, repeat)."""
-    batch_sizes = sorted(study.settings["batch_sizes"])
-    first = inference_job(
-        study, "latency", system, manifest, env, device, "Offline", batch_sizes[0], repeat
-    )
-    where = (system, manifest, env, device, "Offline")
+    """Every timing point of one (system, manifest, env, device) in round ``repeat``."""
+    from reproscope.study import timing_points
+
+    where = (system, manifest, env, device)
+    points = [
+        inference_job(study, "latency", *where, scenario, bs, repeat)
+        for scenario, bs in timing_points(study.settings)
+    ]
     return dataclasses.replace(
-        first,
-        batch_size=None,
-        result_out=None,
-        batch_sizes=batch_sizes,
-        result_outs=[layout.latency_result(*where, bs, int(repeat)) for bs in batch_sizes],
+        points[0],
+        **dict.fromkeys(POINT_FIELDS),
+        points=[{k: getattr(p, k) for k in POINT_FIELDS} for p in points],
     )
 
 
@@ -233,7 +237,7 @@ def random_init_job(study: Study, name: str) -> RandomInitJob:
 
 MODE_SETTINGS = {
     "accuracy": ("threads", "accuracy_batch_size"),
-    "latency": ("threads", "timing", "server"),
+    "latency": ("threads", "timing", "server", "noise_threshold", "scenarios", "batch_sizes"),
 }
 
 
@@ -263,21 +267,15 @@ def mode_settings(study: Study, mode: str) -> dict[str, Any]:
 
 
 def table_jobs(study: Study) -> list[InferenceJob]:
-    """Every result-writing job of the study's job table, grouped points as points."""
-    grouped = study.settings.get("group_batch_sizes", False)
+    """Every result-writing job of the study's job table; timing points as measured in
+    their round's process."""
     found: list[InferenceJob] = []
-    seen_groups: set[tuple] = set()
     for row in study.jobs.itertuples() if len(study.jobs) else ():
         where = (row.system, row.manifest, row.env, row.device)
-        if row.mode == "latency" and grouped and row.scenario == "Offline":
-            key = (*where, int(row.repeat))
-            if key not in seen_groups:
-                seen_groups.add(key)
-                found.extend(grouped_job(study, *key).points())
-            continue
         if row.mode == "accuracy":
             found.append(inference_job(study, "accuracy", *where))
         else:
             point = (row.scenario, int(row.batch_size), int(row.repeat))
-            found.append(inference_job(study, "latency", *where, *point))
+            job = inference_job(study, "latency", *where, *point)
+            found.append(dataclasses.replace(job, grouped=True))
     return found

@@ -68,6 +68,16 @@ def topk(system: str, manifest: str, env: str, device: str) -> str:
     return f"{inference_dir(system, manifest, env, device)}/topk.npy"
 
 
+def round_log(system: str, manifest: str, env: str, device: str, repeat: int) -> str:
+    """The log of one configuration's process in a timing round."""
+    return f"{RESULTS}/logs/inference/{system}/{manifest}/{env}/{device}/round_r{repeat}.log"
+
+
+def loadgen_dir(result: str) -> str:
+    """MLPerf LoadGen's logs of a timing point, beside its result: ``<point>_loadgen/``."""
+    return result.removesuffix(".json") + "_loadgen"
+
+
 def latency_result(
     system: str, manifest: str, env: str, device: str, scenario: str, batch_size, repeat
 ) -> str:

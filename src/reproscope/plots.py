@@ -8,54 +8,64 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+
+from reproscope.compare import log_mean_ci  # noqa: E402
+
+
+def _round_ci(values: pd.Series) -> tuple[float, float, float]:
+    """Centre over rounds and its 95 % CI (reproscope.compare's method); one round: no bar."""
+    values = pd.to_numeric(values, errors="coerce").dropna()
+    if values.empty:
+        return (float("nan"),) * 3
+    centre, low, high = log_mean_ci(list(values))
+    return (centre, centre, centre) if np.isnan(low) else (centre, low, high)
 
 
 def latency_throughput(runs: pd.DataFrame, out: Path) -> None:
-    """Offline runs: median over repeats (bars: min to max); red crosses mark unstable runs."""
-    ok = runs[(runs["status"] == "ok") & (runs.get("scenario", "Offline") == "Offline")]
-    fig, (ax_lat, ax_tp) = plt.subplots(1, 2, figsize=(12, 4.5))
+    """FixedBatch runs (the seed paper's Figure 1): geometric mean over rounds with its 95 % CI;
+    red crosses mark unstable or noisy runs; the third panel is achieved / measured peak."""
+    ok = runs[(runs["status"] == "ok") & (runs["scenario"] == "FixedBatch")]
+    fig, (ax_lat, ax_tp, ax_peak) = plt.subplots(1, 3, figsize=(17, 4.5))
     keys = ["model", "framework", "env", "device", "system"]
     for key, group in ok.groupby(keys):
-        per_bs = group.groupby("batch_size").agg(
-            p50=("latency_ms_p50", "median"),
-            p50_min=("latency_ms_p50", "min"),
-            p50_max=("latency_ms_p50", "max"),
-            p99=("latency_ms_p99", "median"),
-            tp=("throughput_ips", "median"),
-            tp_min=("throughput_ips", "min"),
-            tp_max=("throughput_ips", "max"),
-            unstable=("unstable", "any"),
-        )
+        rows = []
+        for bs, at in group.groupby("batch_size"):
+            p50 = _round_ci(at["latency_ms_p50"])
+            tp = _round_ci(at["throughput_ips"])
+            fraction = pd.to_numeric(at.get("peak_fraction"), errors="coerce").median()
+            flagged = (
+                at["unstable"].astype(bool).any()
+                or at.get("noisy", pd.Series(False)).astype(bool).any()
+            )
+            rows.append((bs, *p50, *tp, fraction, flagged))
+        per_bs = pd.DataFrame(
+            rows, columns=["bs", "p50", "p50_lo", "p50_hi", "tp", "tp_lo", "tp_hi", "peak", "bad"]
+        ).set_index("bs")
         label = "/".join(map(str, key))
         x = per_bs.index
-        line = ax_lat.errorbar(
-            x,
-            per_bs["p50"],
-            yerr=[per_bs["p50"] - per_bs["p50_min"], per_bs["p50_max"] - per_bs["p50"]],
-            marker="o",
-            capsize=3,
-            label=label,
-        )
-        ax_lat.fill_between(x, per_bs["p50"], per_bs["p99"], alpha=0.12, color=line[0].get_color())
-        ax_tp.errorbar(
-            x,
-            per_bs["tp"],
-            yerr=[per_bs["tp"] - per_bs["tp_min"], per_bs["tp_max"] - per_bs["tp"]],
-            marker="o",
-            capsize=3,
-            label=label,
-        )
-        unstable = per_bs[per_bs["unstable"].astype(bool)]
-        ax_lat.scatter(unstable.index, unstable["p50"], marker="x", s=80, color="red", zorder=5)
+        for ax, col in ((ax_lat, "p50"), (ax_tp, "tp")):
+            ax.errorbar(
+                x,
+                per_bs[col],
+                yerr=[per_bs[col] - per_bs[f"{col}_lo"], per_bs[f"{col}_hi"] - per_bs[col]],
+                marker="o",
+                capsize=3,
+                label=label,
+            )
+        ax_peak.plot(x, 100 * per_bs["peak"], marker="o", label=label)
+        flagged = per_bs[per_bs["bad"]]
+        ax_lat.scatter(flagged.index, flagged["p50"], marker="x", s=80, color="red", zorder=5)
     for ax, title, ylabel in (
-        (ax_lat, "Latency per batch (p50, band to p99; x = unstable)", "ms"),
-        (ax_tp, "Throughput", "images/s"),
+        (ax_lat, "Latency per batch (p50, 95 % CI over rounds; x = unstable/noisy)", "ms"),
+        (ax_tp, "Throughput (95 % CI over rounds)", "images/s"),
+        (ax_peak, "Achieved share of the measured GEMM peak", "% of peak GFLOP/s"),
     ):
         ax.set_xscale("log", base=2)
         ax.set_xlabel("batch size")
         ax.set_ylabel(ylabel)
-        ax.set_title(title)
+        ax.set_title(title, fontsize=9)
         ax.grid(True, which="both", alpha=0.3)
     if len(ok):
         ax_tp.legend(fontsize=7, loc="best")
@@ -68,7 +78,7 @@ def latency_breakdown(runs: pd.DataFrame, out: Path) -> None:
     """Stacked median parts of one batch's end-to-end latency, per batch size and device."""
     parts = ["preprocess_ms", "h2d_ms", "compute_ms", "d2h_ms", "postprocess_ms"]
     columns = [f"breakdown_{p}" for p in parts]
-    ok = runs[(runs["status"] == "ok") & (runs.get("scenario", "Offline") == "Offline")]
+    ok = runs[(runs["status"] == "ok") & (runs["scenario"] == "FixedBatch")]
     ok = ok.dropna(subset=columns)
     table = ok.groupby(["framework", "env", "device", "system", "batch_size"])[columns].median()
     fig, ax = plt.subplots(figsize=(max(7, 0.45 * len(table) + 2), 4.8))

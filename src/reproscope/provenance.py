@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -93,7 +94,8 @@ def stale_reasons(
 def rule_of(job: dict[str, Any]) -> str:
     if job.get("mode") == "accuracy":
         return "accuracy"
-    return "latency_grouped" if job.get("grouped") else "latency"
+    # Timing points are measured by their system's round rule (rules/inference.smk).
+    return "latency_round_" + re.sub(r"[^A-Za-z0-9_]", "_", job.get("system", ""))
 
 
 def check_results(files: list[str], expected: dict[str, str]) -> None:

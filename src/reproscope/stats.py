@@ -17,6 +17,10 @@ Conventions
   observations below the true median being Binomial(n, 1/2); rounding outwards keeps the exact
   coverage ``P(j <= B <= k - 1)`` at or above 95% for every ``n >= 6``. For ``n < 6`` even
   ``[min, max]`` covers less than 95%, so the bounds are NaN.
+* A tail percentile p is *estimable* from n queries when the largest of them is a 95% upper
+  confidence bound for it: ``P(max < x_p) = p**n <= 0.05``, i.e. ``n >= ln(0.05) / ln(p)``
+  (29 queries for p90, 299 for p99, 2995 for p99.9). With fewer queries the sample percentile
+  is an interpolation inside the few largest values and is reported as not estimable.
 """
 
 from __future__ import annotations
@@ -44,6 +48,25 @@ def median_ci_order_stats(n: int) -> tuple[int, int] | None:
     j = max(1, math.floor(n / 2.0 - half_width))
     k = min(n, n + 1 - j)
     return j, k
+
+
+def queries_needed(percentile: float, confidence: float = 0.95) -> int:
+    """Fewest queries whose maximum bounds the ``percentile`` (0-100) at ``confidence``."""
+    if not 0 < percentile < 100:
+        raise ValueError(f"percentile must be in (0, 100), got {percentile}")
+    p = percentile / 100.0
+    return math.ceil(math.log(1.0 - confidence) / math.log(p) - 1e-9)
+
+
+def trusted_percentile(value: float | None, n: int | None, percentile: float) -> float | str | None:
+    """``value`` when ``n`` queries suffice for it (see the module docstring), else a note
+    saying how many would."""
+    if value is None or n is None:
+        return None
+    needed = queries_needed(percentile)
+    if n >= needed:
+        return value
+    return f"not estimable, needs {needed} queries (ran {n})"
 
 
 def summarize(latencies_ms: Sequence[float]) -> dict[str, float | int | bool]:

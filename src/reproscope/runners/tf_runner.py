@@ -21,8 +21,12 @@ class TensorflowRunner:
 
     def load(self, artifact: Path, job: dict[str, Any]) -> None:
         self.threads = job["threads"]
-        tf.config.threading.set_intra_op_parallelism_threads(self.threads)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
+        threading = tf.config.threading
+        # Settable until TensorFlow starts; a group that reloads the model keeps them.
+        if threading.get_intra_op_parallelism_threads() != self.threads:
+            threading.set_intra_op_parallelism_threads(self.threads)
+        if threading.get_inter_op_parallelism_threads() != 1:
+            threading.set_inter_op_parallelism_threads(1)
         if job["device"] == "cuda":
             if not tf.config.list_physical_devices("GPU"):
                 raise DeviceUnavailable("TensorFlow sees no GPU")

@@ -23,7 +23,8 @@ class TorchRunner:
 
     def load(self, artifact: Path, job: dict[str, Any]) -> None:
         torch.set_num_threads(job["threads"])
-        torch.set_num_interop_threads(1)
+        if torch.get_num_interop_threads() != 1:  # settable once per process (a group reloads)
+            torch.set_num_interop_threads(1)
         self.device = job["device"]
         if self.device == "cuda" and not torch.cuda.is_available():
             raise DeviceUnavailable("torch.cuda.is_available() is False")

@@ -1,0 +1,352 @@
+"""MLPerf LoadGen drives a runner: a QSL over the preprocessed tensors and a SUT around any
+runner of :mod:`reproscope.runners` (the one interface of ``runners/base.py``).
+
+Env-side: imports only the standard library, numpy and ``mlperf_loadgen`` (pinned in every
+framework environment). LoadGen issues the queries, times them, applies its early-stopping
+rule and writes its logs (``mlperf_log_summary.txt``, ``mlperf_log_detail.txt`` and, in
+accuracy mode, ``mlperf_log_accuracy.json``) into the job's log directory; this module reads
+its verdict back from the detail log, never re-deriving it.
+
+How the SUT serves queries (stated in every result as ``sut``):
+
+* SingleStream and MultiStream: the query runs in LoadGen's issue thread as one batch (1 or
+  ``multi_stream_samples_per_query`` samples) and completes before the call returns.
+* Offline: LoadGen sends all samples in one query; the SUT runs them in batches of
+  ``batch_size``, completing each batch as it finishes.
+* Server: a queue served by ``workers`` threads with dynamic batching: a worker takes the
+  oldest sample, waits at most ``max_wait_ms`` for up to ``max_batch - 1`` more, runs them as
+  one batch and completes them together.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+LOADGEN_SCENARIOS = ("SingleStream", "MultiStream", "Server", "Offline")
+MULTI_STREAM_SAMPLES = 8  # MLPerf's samples per MultiStream query
+
+
+@dataclass
+class ServerPolicy:
+    """How the Server SUT uses the machine: worker threads and dynamic batching."""
+
+    workers: int = 1
+    max_batch: int = 1
+    max_wait_ms: float = 0.0
+
+
+class SampleLibrary:
+    """The QSL: sample ``i`` is row ``i`` of the preprocessed tensor; LoadGen chooses which
+    samples are resident (load/unload) and the SUT only reads resident ones."""
+
+    def __init__(self, inputs: np.ndarray, performance_count: int | None = None) -> None:
+        self.inputs = inputs
+        self.total = len(inputs)
+        self.performance_count = min(performance_count or self.total, self.total)
+        self.resident: dict[int, np.ndarray] = {}
+        self.loads: list[list[int]] = []
+
+    def load(self, indices: list[int]) -> None:
+        self.loads.append(list(indices))
+        for i in indices:
+            self.resident[i] = np.ascontiguousarray(self.inputs[i])
+
+    def unload(self, indices: list[int]) -> None:
+        for i in indices:
+            self.resident.pop(i, None)
+
+    def batch(self, indices: list[int]) -> np.ndarray:
+        return np.stack([self.resident[i] for i in indices])
+
+
+class RunnerSUT:
+    """A runner as LoadGen's system under test (see the module docstring for the policy)."""
+
+    def __init__(
+        self,
+        runner: Any,
+        library: SampleLibrary,
+        lg: Any,
+        scenario: str,
+        batch_size: int = 1,
+        server: ServerPolicy | None = None,
+        keep_outputs: bool = False,
+    ) -> None:
+        self.runner, self.library, self.lg = runner, library, lg
+        self.scenario, self.batch_size = scenario, batch_size
+        self.server = server or ServerPolicy()
+        self.keep_outputs = keep_outputs
+        self.issued: list[list[int]] = []  # sample indices of each query, in issue order
+        self.batches: list[int] = []  # size of every batch the runner ran
+        self.service_ms: list[float] = []  # runner time of each batch
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._workers: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self.errors: list[BaseException] = []
+
+    def describe(self) -> dict[str, Any]:
+        if self.scenario == "Server":
+            return {"policy": "worker pool, dynamic batching", **asdict(self.server)}
+        if self.scenario == "Offline":
+            return {"policy": "one query, split into fixed batches", "batch": self.batch_size}
+        return {"policy": "inline in LoadGen's issue thread, one batch per query"}
+
+    def _run(self, samples: list[Any]) -> None:
+        indices = [s.index for s in samples]
+        batch = self.library.batch(indices)
+        start = time.perf_counter_ns()
+        try:
+            logits = np.ascontiguousarray(self.runner.run(batch), dtype=np.float32)
+        except BaseException as exc:  # LoadGen's threads must still see every query complete
+            self.errors.append(exc)
+            logits = np.zeros((len(samples), 1), dtype=np.float32)
+        with self._lock:
+            self.service_ms.append((time.perf_counter_ns() - start) / 1e6)
+            self.batches.append(len(samples))
+        responses = []
+        for row, sample in zip(logits, samples, strict=True):
+            if self.keep_outputs:
+                # LoadGen copies the bytes inside QuerySamplesComplete; `logits` outlives it.
+                pointer, size = row.ctypes.data, row.nbytes
+            else:
+                pointer, size = 0, 0
+            responses.append(self.lg.QuerySampleResponse(sample.id, pointer, size))
+        self.lg.QuerySamplesComplete(responses)
+
+    def issue(self, samples: list[Any]) -> None:
+        self.issued.append([s.index for s in samples])
+        if self.scenario == "Server":
+            for s in samples:
+                self._queue.put(s)
+        elif self.scenario == "Offline":
+            for i in range(0, len(samples), self.batch_size):
+                self._run(samples[i : i + self.batch_size])
+        else:
+            self._run(list(samples))
+
+    def flush(self) -> None:
+        pass
+
+    def _worker(self) -> None:
+        policy = self.server
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            taken = [first]
+            deadline = time.perf_counter() + policy.max_wait_ms / 1e3
+            while len(taken) < policy.max_batch:
+                left = deadline - time.perf_counter()
+                try:
+                    item = self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._queue.put(None)  # let the other workers see the stop too
+                    break
+                taken.append(item)
+            self._run(taken)
+
+    def __enter__(self) -> RunnerSUT:
+        if self.scenario == "Server":
+            self._workers = [
+                threading.Thread(target=self._worker, daemon=True)
+                for _ in range(self.server.workers)
+            ]
+            for worker in self._workers:
+                worker.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for _ in self._workers:
+            self._queue.put(None)
+        for worker in self._workers:
+            worker.join()
+
+
+def test_settings(lg: Any, scenario: str, spec: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """LoadGen TestSettings from a plain spec; returns them and what was set (for the record)."""
+    settings = lg.TestSettings()
+    settings.scenario = getattr(lg.TestScenario, scenario)
+    settings.mode = (
+        lg.TestMode.AccuracyOnly if spec.get("accuracy") else lg.TestMode.PerformanceOnly
+    )
+    chosen: dict[str, Any] = {
+        "min_duration_ms": int(spec["min_duration_s"] * 1000),
+        "max_duration_ms": int(spec["max_duration_s"] * 1000),
+        "min_query_count": int(spec["min_queries"]),
+    }
+    expected_ns = max(1, int(spec["expected_latency_ms"] * 1e6))
+    if scenario == "SingleStream":
+        chosen["single_stream_expected_latency_ns"] = expected_ns
+    elif scenario == "MultiStream":
+        chosen["multi_stream_expected_latency_ns"] = expected_ns
+        chosen["multi_stream_samples_per_query"] = int(spec.get("samples_per_query", 8))
+    elif scenario == "Server":
+        chosen["server_target_qps"] = float(spec["target_qps"])
+        chosen["server_target_latency_ns"] = int(spec["latency_bound_ms"] * 1e6)
+        chosen["server_target_latency_percentile"] = float(spec.get("latency_percentile", 0.99))
+    else:
+        chosen["offline_expected_qps"] = float(spec["expected_qps"])
+        chosen["min_query_count"] = 1  # Offline is one query
+    for key in ("qsl_rng_seed", "sample_index_rng_seed", "schedule_rng_seed"):
+        if key in spec:
+            chosen[key] = int(spec[key])
+    for key, value in chosen.items():
+        setattr(settings, key, value)
+    return settings, {"scenario": scenario, "mode": str(settings.mode), **chosen}
+
+
+def read_detail_log(path: Path) -> dict[str, Any]:
+    """The key/value records of ``mlperf_log_detail.txt`` (the last value of a repeated key)."""
+    values: dict[str, Any] = {}
+    for line in path.read_text().splitlines():
+        if line.startswith(":::MLLOG"):
+            record = json.loads(line[len(":::MLLOG") :])
+            values[record["key"]] = record["value"]
+    return values
+
+
+def loadgen_result(detail: dict[str, Any]) -> dict[str, Any]:
+    """LoadGen's verdict and figures from its detail log: validity and why, early-stopping
+    percentile estimates, the latency percentiles it measured and every effective setting."""
+    ns = 1e6
+    validity = detail.get("result_validity")
+    reason = detail.get("result_invalid_reason", "").strip()
+    if validity != "VALID" and not detail.get("early_stopping_met", True):
+        # LoadGen leaves early stopping out of result_invalid_reason; its own words are here.
+        reason = f"{reason} early stopping not met: {detail.get('early_stopping_result', '')}"
+    out: dict[str, Any] = {
+        "validity": validity,
+        "invalid_reason": " ".join(reason.split()) or None,
+        "min_duration_met": detail.get("result_min_duration_met"),
+        "min_queries_met": detail.get("result_min_queries_met"),
+        "early_stopping_met": detail.get("early_stopping_met"),
+        "perf_constraints_met": detail.get("result_perf_constraints_met"),
+        "early_stopping_result": detail.get("early_stopping_result"),
+        "query_count": detail.get("result_query_count"),
+        "qps_with_loadgen_overhead": detail.get("result_qps_with_loadgen_overhead"),
+        "qps_without_loadgen_overhead": detail.get("result_qps_without_loadgen_overhead"),
+        "scheduled_qps": detail.get("result_scheduled_samples_per_sec"),
+        "completed_samples_per_sec": detail.get("result_completed_samples_per_sec"),
+        "samples_per_second": detail.get("result_samples_per_second"),
+    }
+    for key, value in detail.items():
+        if key.startswith("result_") and key.endswith("_percentile_latency_ns"):
+            pct = key[len("result_") : -len("_percentile_latency_ns")]
+            out[f"p{float(pct):g}_ms"] = value / ns
+        elif key in ("result_mean_latency_ns", "result_min_latency_ns", "result_max_latency_ns"):
+            out[key[len("result_") : -len("_latency_ns")] + "_ms"] = value / ns
+    # early_stopping_latency_ss: SingleStream's p90 bound; _ms: MultiStream's p99 bound
+    # (and Server's, when LoadGen logs it); 0 means LoadGen could not estimate it.
+    for key, pct in (("early_stopping_latency_ss", 90), ("early_stopping_latency_ms", 99)):
+        if detail.get(key):
+            out[f"early_stopping_p{pct}_ms"] = detail[key] / ns
+    out["settings_effective"] = {
+        k: v for k, v in detail.items() if k.startswith(("requested_", "effective_"))
+    }
+    return out
+
+
+def run_loadgen(
+    lg: Any,
+    runner: Any,
+    library: SampleLibrary,
+    scenario: str,
+    spec: dict[str, Any],
+    log_dir: Path,
+    batch_size: int = 1,
+    server: ServerPolicy | None = None,
+) -> dict[str, Any]:
+    """One LoadGen test of ``scenario``; logs go to ``log_dir``; returns LoadGen's result."""
+    if scenario not in LOADGEN_SCENARIOS:
+        raise ValueError(f"unknown LoadGen scenario {scenario!r}; use one of {LOADGEN_SCENARIOS}")
+    log_dir.mkdir(parents=True, exist_ok=True)
+    settings, chosen = test_settings(lg, scenario, spec)
+    log_settings = lg.LogSettings()
+    log_settings.log_output.outdir = str(log_dir)
+    log_settings.log_output.copy_summary_to_stdout = False
+    log_settings.enable_trace = False
+    sut_obj = RunnerSUT(
+        runner, library, lg, scenario, batch_size, server, keep_outputs=bool(spec.get("accuracy"))
+    )
+    started = time.perf_counter()
+    with sut_obj:
+        sut = lg.ConstructSUT(sut_obj.issue, sut_obj.flush)
+        qsl = lg.ConstructQSL(
+            library.total, library.performance_count, library.load, library.unload
+        )
+        try:
+            lg.StartTestWithLogSettings(sut, qsl, settings, log_settings)
+        finally:
+            lg.DestroyQSL(qsl)
+            lg.DestroySUT(sut)
+    if sut_obj.errors:
+        raise RuntimeError(f"the runner failed under LoadGen: {sut_obj.errors[0]!r}")
+    result = loadgen_result(read_detail_log(log_dir / "mlperf_log_detail.txt"))
+    result.update(
+        scenario=scenario,
+        settings=chosen,
+        sut=sut_obj.describe(),
+        wall_s=time.perf_counter() - started,
+        n_batches=len(sut_obj.batches),
+        mean_batch=float(np.mean(sut_obj.batches)) if sut_obj.batches else 0.0,
+        logs={p.name: str(p) for p in sorted(log_dir.glob("mlperf_log_*"))},
+    )
+    return result
+
+
+def find_peak_server_rate(
+    trial: Callable[[float], dict[str, Any]], start_qps: float, steps: int, max_trials: int = 24
+) -> dict[str, Any]:
+    """The highest Server rate LoadGen calls VALID, found by a search that widens its own
+    bounds: from ``start_qps`` it doubles while VALID (halves while INVALID) until it has a
+    VALID rate below an INVALID one, then bisects ``steps`` times. The answer is always a rate
+    that was run and VALID, with a tested INVALID rate above it: never a preset bound.
+    ``peak_qps`` is None (with ``reason``) when no bracket was found within ``max_trials``.
+    """
+    if start_qps <= 0:
+        raise ValueError(f"start_qps must be > 0, got {start_qps}")
+    trials: list[dict[str, Any]] = []
+
+    def valid(rate: float) -> bool:
+        result = trial(rate)
+        trials.append({"target_qps": rate, **result})
+        return result["validity"] == "VALID"
+
+    low: float | None = None
+    high: float | None = None
+    rate = start_qps
+    while len(trials) < max_trials and (low is None or high is None):
+        if valid(rate):
+            low = rate
+            rate = rate * 2 if high is None else rate
+        else:
+            high = rate
+            rate = rate / 2 if low is None else rate
+    if low is None or high is None:
+        side = "VALID" if high is None else "INVALID"
+        return {
+            "peak_qps": None,
+            "bracket": [low, high],
+            "trials": trials,
+            "reason": f"every rate tried was {side} within {max_trials} trials",
+        }
+    for _ in range(steps):
+        if len(trials) >= max_trials:
+            break
+        mid = (low + high) / 2
+        if valid(mid):
+            low = mid
+        else:
+            high = mid
+    return {"peak_qps": low, "bracket": [low, high], "trials": trials, "reason": None}

@@ -1,0 +1,158 @@
+"""The LoadGen SUT and QSL contracts, with a fake runner under the real MLPerf LoadGen."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from reproscope.loadgen_harness import (
+    SampleLibrary,
+    ServerPolicy,
+    find_peak_server_rate,
+    run_loadgen,
+)
+
+lg = pytest.importorskip("mlperf_loadgen")
+
+N_SAMPLES = 24
+
+
+class FakeRunner:
+    """Sleeps like a model and returns logits that identify each input row."""
+
+    def __init__(self, sleep_s: float = 0.002) -> None:
+        self.sleep_s = sleep_s
+        self.batches: list[np.ndarray] = []
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        self.batches.append(batch)
+        time.sleep(self.sleep_s)
+        return np.repeat(batch.reshape(len(batch), -1)[:, :1], 4, axis=1)
+
+
+def inputs() -> np.ndarray:
+    """Row i holds the value i everywhere, so an output names the sample it came from."""
+    return np.broadcast_to(
+        np.arange(N_SAMPLES, dtype=np.float32)[:, None, None, None], (N_SAMPLES, 3, 2, 2)
+    ).copy()
+
+
+SPEC = {
+    "min_duration_s": 0.3,
+    "max_duration_s": 5.0,
+    "min_queries": 20,
+    "expected_latency_ms": 2.0,
+    "expected_qps": 400.0,
+    "samples_per_query": 8,
+}
+
+
+def run(scenario: str, tmp_path: Path, **kw: object) -> tuple[dict, SampleLibrary, FakeRunner]:
+    library, runner = SampleLibrary(inputs()), FakeRunner()
+    spec = {**SPEC, **kw.pop("spec", {})}
+    result = run_loadgen(lg, runner, library, scenario, spec, tmp_path / scenario, **kw)
+    return result, library, runner
+
+
+def check_samples(library: SampleLibrary, runner: FakeRunner) -> None:
+    loaded = {i for load in library.loads for i in load}
+    assert loaded and loaded <= set(range(N_SAMPLES))
+    seen = np.concatenate([b[:, 0, 0, 0] for b in runner.batches]).astype(int)
+    assert set(seen) <= loaded  # the SUT read only samples LoadGen had loaded
+
+
+def test_single_stream_one_sample_per_query(tmp_path: Path) -> None:
+    result, library, runner = run("SingleStream", tmp_path)
+    assert result["validity"] == "VALID", result["invalid_reason"]
+    assert result["query_count"] == len(runner.batches) >= 20  # every query completed
+    assert {len(b) for b in runner.batches} == {1}
+    check_samples(library, runner)
+    assert 2.0 <= result["p50_ms"] < 50
+    assert result["early_stopping_p90_ms"] >= result["p50_ms"]
+    assert result["settings"]["single_stream_expected_latency_ns"] == 2_000_000
+    assert result["settings_effective"]["effective_min_query_count"] == 20
+    logs = tmp_path / "SingleStream"
+    assert (logs / "mlperf_log_summary.txt").read_text().count("Result is : VALID") == 1
+    assert (logs / "mlperf_log_detail.txt").stat().st_size > 0
+
+
+def test_multi_stream_queries_have_eight_samples(tmp_path: Path) -> None:
+    result, library, runner = run("MultiStream", tmp_path)
+    assert {len(b) for b in runner.batches} == {8}
+    assert result["query_count"] == len(runner.batches)
+    check_samples(library, runner)
+    # 20-odd queries cannot bound a p99: LoadGen says so, and it is recorded.
+    assert result["validity"] == "INVALID"
+    assert "early stopping" in result["invalid_reason"]
+
+
+def test_offline_is_one_query_run_in_fixed_batches(tmp_path: Path) -> None:
+    result, library, runner = run("Offline", tmp_path, batch_size=8)
+    assert result["query_count"] == 1
+    sizes = [len(b) for b in runner.batches]
+    assert max(sizes) == 8 and len(sizes) - 1 <= sizes.count(8)  # only the last is partial
+    assert sum(sizes) == result["settings_effective"]["effective_samples_per_query"]
+    assert result["sut"]["batch"] == 8
+    check_samples(library, runner)
+    assert result["samples_per_second"] > 0
+
+
+def test_server_dynamic_batching_completes_every_sample(tmp_path: Path) -> None:
+    policy = ServerPolicy(workers=2, max_batch=4, max_wait_ms=3.0)
+    spec = {"target_qps": 300.0, "latency_bound_ms": 100.0, "latency_percentile": 0.9}
+    result, library, runner = run("Server", tmp_path, spec=spec, server=policy)
+    assert result["sut"] == {"policy": "worker pool, dynamic batching", **policy.__dict__}
+    assert sum(len(b) for b in runner.batches) == result["query_count"]
+    assert max(len(b) for b in runner.batches) <= 4
+    check_samples(library, runner)
+    assert result["validity"] == "VALID", result["invalid_reason"]
+
+
+def test_accuracy_mode_logs_every_output(tmp_path: Path) -> None:
+    result, _, _ = run("SingleStream", tmp_path, spec={"accuracy": True})
+    log = json.loads((tmp_path / "SingleStream" / "mlperf_log_accuracy.json").read_text())
+    assert sorted(entry["qsl_idx"] for entry in log) == list(range(N_SAMPLES))
+    for entry in log:
+        values = np.frombuffer(bytes.fromhex(entry["data"]), dtype=np.float32)
+        assert (values == entry["qsl_idx"]).all()  # the output of that very sample
+    assert result["settings"]["mode"].endswith("AccuracyOnly")
+
+
+def test_failing_runner_is_reported(tmp_path: Path) -> None:
+    class Broken(FakeRunner):
+        def run(self, batch: np.ndarray) -> np.ndarray:
+            raise MemoryError("out of memory")
+
+    with pytest.raises(RuntimeError, match="out of memory"):
+        run_loadgen(lg, Broken(), SampleLibrary(inputs()), "SingleStream", SPEC, tmp_path)
+
+
+def synthetic(capacity: float) -> tuple[list[float], object]:
+    tried: list[float] = []
+
+    def trial(rate: float) -> dict:
+        tried.append(rate)
+        return {"validity": "VALID" if rate <= capacity else "INVALID"}
+
+    return tried, trial
+
+
+@pytest.mark.parametrize("start", [1.0, 37.0, 1000.0])
+def test_server_search_widens_its_bounds(start: float) -> None:
+    tried, trial = synthetic(37.0)
+    search = find_peak_server_rate(trial, start, steps=8, max_trials=40)
+    low, high = search["bracket"]
+    assert low == search["peak_qps"] <= 37.0 < high
+    assert high - low <= max(start, 37.0) / 2**7
+    assert search["peak_qps"] in tried and high in tried  # both ends were measured
+
+
+def test_server_search_without_a_bracket_says_so() -> None:
+    _, trial = synthetic(float("inf"))
+    search = find_peak_server_rate(trial, 10.0, steps=3, max_trials=5)
+    assert search["peak_qps"] is None
+    assert "VALID" in search["reason"]

@@ -1,0 +1,79 @@
+"""A configuration compared with itself: the same environment file under two environment
+names, one manifest, measured in interleaved rounds, gives `no significant difference` at
+every scenario and batch size, in each of several runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from reproscope.envfile import read_env_file
+from reproscope.envs import record
+from reproscope.lockfile import read_lock
+from tests import tinystudy
+from tests.test_workflow import snakemake
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("mlperf_loadgen")
+
+RUNS = 3
+
+
+def twin_of_host(root: Path) -> None:
+    """`host-twin`: host.yaml and its lock under another name, whose prefix is this
+    interpreter (a link), recorded as build_env records it; so nothing is downloaded."""
+    envs = root / "envs"
+    shutil.copy(envs / "host.yaml", envs / "host-twin.yaml")
+    shutil.copy(envs / "host.lock.txt", envs / "host-twin.lock.txt")
+    config = yaml.safe_load((root / "config.yaml").read_text())
+    config["environments"]["host-twin"] = "envs/host-twin.yaml"
+    (root / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    # A dry run writes the workflow's stamp files, so the record below is newer than them.
+    assert snakemake(root, "-n").returncode == 0
+    env = read_env_file("host-twin", str(envs / "host-twin.yaml"))
+    prefix = root / "results" / "envs" / "host-twin" / "prefix" / "bin"
+    prefix.mkdir(parents=True)
+    os.symlink(sys.executable, prefix / "python")
+    built = {"lock": read_lock(envs / "host-twin.lock.txt"), "method": "host"}
+    built["python"] = sys.executable
+    (prefix.parents[1] / "lock.json").write_text(json.dumps(record(env, built), sort_keys=True))
+
+
+def test_self_comparison_finds_no_difference(tmp_path: Path) -> None:
+    tinystudy.build(
+        tmp_path,
+        batch_sizes=(1, 4),
+        models=["tiny-onnx"],
+        scenarios=["FixedBatch", "SingleStream", "Server", "Offline"],
+        server={"latency_bound_ms": 20.0, "latency_percentile": 0.9, "max_batch": 1},
+        compare_environments={"tiny-onnx": ["host-twin"]},
+        repeats=3,
+        timing={
+            "warmup": 2,
+            "min_duration_s": 0.2,
+            "min_queries": 20,
+            "max_duration_s": 1.0,
+            "target_ci_rel": 0.02,
+        },
+    )
+    twin_of_host(tmp_path)
+    verdicts = []
+    for run in range(RUNS):
+        # Later runs measure again; the environments and caches are kept.
+        force = ["--forcerun", "latency_round_local"] if run else []
+        result = snakemake(tmp_path, "--until", "aggregate", *force)
+        assert result.returncode == 0, result.stderr[-4000:]
+        table = pd.read_csv(tmp_path / "results" / "summary" / "comparisons.csv")
+        assert set(table["kind"]) == {"environment"}
+        assert len(table) == 5  # FixedBatch x 2, SingleStream, Server, Offline
+        verdicts.append(table)
+    for table in verdicts:
+        shown = table[["scenario", "batch_size", "ratio_b_over_a", "ci95_low", "ci95_high"]]
+        assert (table["verdict"] == "no significant difference").all(), shown.to_string()
