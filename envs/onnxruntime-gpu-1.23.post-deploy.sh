@@ -3,7 +3,7 @@
 # environment it built from onnxruntime-gpu-1.23.<platform>.pin.txt (conda packages),
 # from the workflow's directory: the pip packages come from the lock alone, then the
 # installed set is compared with the lock.
-# lock sha256=e5926c207e612261bf9cfa5b61e99cecb931d0576825a33d48fa175a81859dce
+# lock sha256=4d4b31a2a101fc5c953242f7eaed03e0d9718fcb33fb0d9fd25fc16788ce7199
 set -euo pipefail
 python -m pip install --no-input --require-hashes --no-deps -r envs/onnxruntime-gpu-1.23.lock.txt
 python src/reproscope/lockfile.py verify envs/onnxruntime-gpu-1.23.lock.txt

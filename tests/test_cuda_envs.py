@@ -87,7 +87,7 @@ def tiny_job(tmp_path: Path) -> dict[str, Any]:
     inputs = np.random.default_rng(0).standard_normal((6, 3, 8, 8)).astype(np.float32)
     np.save(tmp_path / "inputs.npy", inputs)
     (tmp_path / "inputs.json").write_text(json.dumps({"seconds_per_image": 0.001}))
-    (tmp_path / "lock.json").write_text("{}")
+    (tmp_path / "lock.json").write_text(json.dumps({"lock_sha256": "0" * 64}))
     return {
         "mode": "latency",
         "manifest": "tiny",
@@ -106,7 +106,7 @@ def tiny_job(tmp_path: Path) -> dict[str, Any]:
         },
         "unsafe_pickle": False,
         "top_k": 1,
-        "scenario": "Offline",
+        "scenario": "FixedBatch",
         "repeat": 0,
         "batch_size": 2,
         "timing": {"warmup": 0, "min_duration_s": 0.0, "min_queries": 2, "max_duration_s": 5},
@@ -146,7 +146,11 @@ def test_the_group_budget_records_skipped_batch_sizes(
     # Each point times at least 0.6 s, so after the first less than 0.4 s of 1 s is left.
     job["timing"] = {**job["timing"], "min_duration_s": 0.6, "group_budget_s": 1.0}
     group = tmp_path / "group.json"
-    group.write_text(json.dumps({**job, "batch_sizes": [1, 2, 4], "result_outs": outs}))
+    points = [
+        {"scenario": "FixedBatch", "batch_size": bs, "result_out": out}
+        for bs, out in zip((1, 2, 4), outs, strict=True)
+    ]
+    group.write_text(json.dumps({**job, "points": points}))
     # A process of its own, as in the workflow (torch sets its thread pools once).
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     subprocess.run([sys.executable, "-m", "reproscope.infer", str(group)], check=True, env=env)

@@ -14,7 +14,7 @@ def run(system: str, device: str, batch_size: int, compute: float, h2d: float) -
         "env": "tf",
         "system": system,
         "device": device,
-        "scenario": "Offline",
+        "scenario": "FixedBatch",
         "batch_size": batch_size,
         "status": "ok",
         "breakdown_preprocess_ms": 5.0,

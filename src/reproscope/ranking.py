@@ -37,11 +37,11 @@ COLUMNS = [
 
 def system_ranking(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per pair of (system, device, environment) that ran the same model and
-    framework at the same batch size, medians over repeats of the Offline breakdown."""
+    framework at the same batch size, medians over repeats of the FixedBatch breakdown."""
     columns = [f"breakdown_{p}" for p in PARTS]
     if runs.empty or not set(columns) <= set(runs.columns):
         return pd.DataFrame(columns=COLUMNS)
-    ok = runs[(runs["status"] == "ok") & (runs["scenario"] == "Offline")].dropna(subset=columns)
+    ok = runs[(runs["status"] == "ok") & (runs["scenario"] == "FixedBatch")].dropna(subset=columns)
     keys = ["model", "framework", "batch_size", *CONTESTANT]
     medians = ok.groupby(keys)[columns].median().reset_index()
     medians["compute_ms"] = medians["breakdown_compute_ms"]
