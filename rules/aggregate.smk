@@ -93,6 +93,32 @@ rule compare_variants:
         "../scripts/compare_variants.py"
 
 
+rule system_ranking:
+    input:
+        runs=f"{RESULTS}/summary/runs.csv",
+    output:
+        table=report(
+            f"{RESULTS}/summary/system_ranking.csv",
+            caption="../report/system_ranking.rst",
+            category="Performance",
+        ),
+        plot=report(
+            f"{RESULTS}/plots/system_ranking.png",
+            caption="../report/system_ranking.rst",
+            category="Performance",
+        ),
+    log:
+        f"{RESULTS}/logs/system_ranking.log",
+    conda:
+        "../envs/workflow.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/system_ranking.py"
+
+
 if DIAGNOSED:
 
     rule diagnose_greedy:

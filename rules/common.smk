@@ -61,6 +61,10 @@ INFER_SHELL = (
     'PYTHONPATH="$REPROSCOPE_SRC" {params.python} -m reproscope.infer {params.job:q} '
     "> {log} 2>&1"
 )
+RANDOM_INIT_SHELL = (
+    'PYTHONPATH="$REPROSCOPE_SRC" {params.python} -m reproscope.random_init {params.job:q} '
+    "> {log} 2>&1"
+)
 CONVERT_SHELL = (
     'PYTHONPATH="$REPROSCOPE_SRC" {params.python} -m reproscope.convert.main {params.job:q} '
     "> {log} 2>&1"
@@ -97,10 +101,13 @@ def names_regex(names):
     return "|".join(re.escape(n) for n in sorted(names)) or "(?!x)x"
 
 
-FETCHED = [
-    n for n in study.needed_manifests() if "derived" not in study.manifest(n).source
-]
-DERIVED = [n for n in study.needed_manifests() if "derived" in study.manifest(n).source]
+def _sourced(kind):
+    return [n for n in study.needed_manifests() if kind in study.manifest(n).source]
+
+
+DERIVED = _sourced("derived")
+INITIALISED = _sourced("random_init")
+FETCHED = [n for n in study.needed_manifests() if n not in DERIVED + INITIALISED]
 
 
 def artifact(name):
@@ -383,6 +390,8 @@ def all_outputs():
     return [
         *map(layout.summary, ("runs.csv", "accuracy.csv", "agreement.csv")),
         *map(layout.summary, ("repeats.csv", "environments.csv", "comparisons.csv")),
+        layout.summary("system_ranking.csv"),
+        layout.plot("system_ranking.png"),
         layout.plot("latency_throughput.png"),
         layout.plot("accuracy_vs_claim.png"),
         layout.plot("latency_breakdown.png"),
@@ -403,11 +412,15 @@ def conversion_job(name):
     return jobs.conversion_job(study, name).to_json()
 
 
+def random_init_job(name):
+    return jobs.random_init_job(study, name).to_json()
+
+
 def manifest_summaries(names=None):
     """What aggregation needs of each manifest; a change here re-runs aggregation only."""
     return {
         name: {
-            "claims": study.manifest(name).data["claims"],
+            "claims": study.manifest(name).data.get("claims"),
             "labels": str(study.manifest(name).labels_path),
             "label_offset": study.manifest(name).outputs["label_offset"],
         }
@@ -443,3 +456,7 @@ def inference_env_file(wildcards):
 
 def conversion_env_file(wildcards):
     return _env_file(study.converter_env_of(wildcards.manifest))
+
+
+def manifest_env_file(wildcards):
+    return _env_file(study.env_of(wildcards.manifest))

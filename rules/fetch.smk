@@ -48,6 +48,30 @@ rule convert_model:
         CONVERT_SHELL
 
 
+rule init_model:
+    input:
+        lock=lambda wc: env_lock(study.env_of(wc.manifest)),
+        code=code_stamp("init_model", shell=RANDOM_INIT_SHELL),
+    output:
+        layout.artifact("{manifest}", "{suffix}"),
+    log:
+        f"{RESULTS}/logs/init_model/{{manifest}}.{{suffix}}.log",
+    wildcard_constraints:
+        manifest=names_regex(INITIALISED),
+        suffix="pt|keras",
+    conda:
+        manifest_env_file
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        python=lambda wc: env_python(study.env_of(wc.manifest)),
+        job=lambda wc: random_init_job(wc.manifest),
+    shell:
+        RANDOM_INIT_SHELL
+
+
 rule fetch_dataset:
     input:
         code=code_stamp("fetch_dataset", script="fetch_dataset.py"),

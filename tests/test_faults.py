@@ -84,7 +84,8 @@ def test_killed_job_then_rerun_keeps_finished_results(tmp_path: Path) -> None:
 
 
 def test_failing_and_unavailable_jobs_become_rows(tmp_path: Path) -> None:
-    tinystudy.build(tmp_path, devices=["cpu", "cuda"], cuda_without_gpu=True)
+    # CUDA jobs need a CUDA environment, never the host's: see tests/test_cuda_envs.py.
+    tinystudy.build(tmp_path, devices=["cpu"])
     broken = tinystudy.add_broken_manifest(tmp_path)
     config = yaml.safe_load((tmp_path / "config.yaml").read_text())
     config["study"]["models"].append(broken)
@@ -98,10 +99,6 @@ def test_failing_and_unavailable_jobs_become_rows(tmp_path: Path) -> None:
     broken_rows = pd.concat([runs, accuracy]).query("manifest == @broken and device == 'cpu'")
     assert (broken_rows["status"] == "failed").all()
     assert broken_rows["reason"].str.contains("ONNXRuntimeError").all()  # the runtime's reason
-    cuda_rows = pd.concat([runs, accuracy]).query("device == 'cuda' and manifest != @broken")
-    if not cuda_rows.empty and not cuda_rows["status"].eq("ok").all():
-        assert cuda_rows["status"].eq("unavailable").all()
-        assert cuda_rows["reason"].str.contains("cuda").all()
     ok = pd.concat([runs, accuracy]).query("device == 'cpu' and manifest != @broken")
     assert ok["status"].eq("ok").all()
     assert (tmp_path / "results" / "plots" / "latency_throughput.png").exists()

@@ -115,7 +115,7 @@ def mutate_data(data: Any, rng: random.Random) -> Any:
         elif op < 0.75 and isinstance(parent, dict):
             del parent[key]
         elif op < 0.85 and isinstance(parent, dict):
-            parent[rng.choice([7, "unknown_field", "__use_yte__", "Name", key.upper()])] = 1
+            parent[rng.choice([7, "unknown_field", "__use_yte__", "Name", str(key).upper()])] = 1
         else:  # graft another subtree of the document here
             source = data
             for k in rng.choice(paths(data)):

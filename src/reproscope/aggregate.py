@@ -272,6 +272,9 @@ def environments_table(comparisons: pd.DataFrame, agreement: pd.DataFrame) -> pd
         "verdict",
         "top1_agreement",
         "max_abs_logit_diff",
+        "logit_spread",
+        "relative_max_abs_logit_diff",
+        "distinct_top1_a",
     ]
     return pd.DataFrame(rows, columns=columns)
 
@@ -446,6 +449,9 @@ def accuracy_table(
     for path in accuracy_files:
         record = _load(path)
         info = manifests[record["job"]["manifest"]]
+        if info.get("claims") is None:
+            rows.append(_not_applicable(record, index, path))
+            continue
         claim = claim_for(info["claims"], index["dataset"])
         row = {
             **_identity(record),
@@ -476,6 +482,28 @@ def accuracy_table(
     return _ordered(pd.DataFrame(rows), ACCURACY_FIRST).sort_values(
         ["model", "framework", "env", "device", "system"], ignore_index=True
     )
+
+
+NOT_APPLICABLE = "not applicable: random weights (source.random_init), performance only"
+
+
+def _not_applicable(
+    record: dict[str, Any], index: dict[str, Any], path: str | Path
+) -> dict[str, Any]:
+    """A performance-only manifest's accuracy row: it ran (its logits feed agreement.csv),
+    but top-1 against labels means nothing for random weights."""
+    return {
+        **_identity(record),
+        "dataset": index["dataset"],
+        "dataset_digest": index["content_digest"],
+        "n_images": len(np.load(Path(path).with_name("topk.npy")))
+        if record["status"] == "ok"
+        else None,
+        **dict.fromkeys(["top1", "top5", "claimed_top1", "claim_dataset", "delta_top1"]),
+        "claim_source": NOT_APPLICABLE,
+        "status": record["status"],
+        "reason": record["reason"],
+    }
 
 
 def agreement_table(accuracy_files: list[str]) -> pd.DataFrame:
@@ -509,6 +537,15 @@ def agreement_table(accuracy_files: list[str]) -> pd.DataFrame:
                 "max_abs_logit_diff": float(np.max(np.abs(logits_a - logits_b)))
                 if same_shape
                 else None,
+                # What the difference is measured against, and whether top-1 agreement
+                # says anything (random weights can give every image the same class).
+                "logit_spread": float(np.std(logits_a)),
+                "relative_max_abs_logit_diff": float(
+                    np.max(np.abs(logits_a - logits_b)) / np.std(logits_a)
+                )
+                if same_shape and np.std(logits_a) > 0
+                else None,
+                "distinct_top1_a": int(len(np.unique(top_a[:, 0]))),
             }
         )
     columns = [
@@ -524,5 +561,8 @@ def agreement_table(accuracy_files: list[str]) -> pd.DataFrame:
         "n_images",
         "top1_agreement",
         "max_abs_logit_diff",
+        "logit_spread",
+        "relative_max_abs_logit_diff",
+        "distinct_top1_a",
     ]
     return pd.DataFrame(rows, columns=columns)

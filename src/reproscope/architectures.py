@@ -1,4 +1,5 @@
-"""Architecture variants for ablations of model-definition conventions (env-side, torch).
+"""Architectures reproscope ships (env-side, torch): ResNet-50 v1 as Keras builds it
+(reproscope.resnet), and variants for ablations of model-definition conventions.
 
 TensorFlow's SAME padding pads asymmetrically (the extra row/column goes bottom/right)
 on stride-2 layers; PyTorch-style symmetric padding (k // 2 on every side) shifts the
@@ -20,6 +21,7 @@ SHIPPED_ENTRY_POINTS = frozenset(
     {
         "reproscope.architectures:efficientnet_lite_symmetric_padding",
         "reproscope.tinynet:TinyColourNet",
+        "reproscope.architectures:resnet50_v1",
     }
 )
 
@@ -35,3 +37,10 @@ def efficientnet_lite_symmetric_padding(model_name: str, **kwargs: Any) -> nn.Mo
             kh, kw = module.kernel_size
             module.padding = (kh // 2, kw // 2)
     return model
+
+
+def resnet50_v1(num_classes: int = 1000) -> nn.Module:
+    """ResNet-50 v1 exactly as keras.applications.ResNet50 builds it (see reproscope.resnet)."""
+    from reproscope.resnet import ResNet50V1
+
+    return ResNet50V1(num_classes)

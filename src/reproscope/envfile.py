@@ -39,6 +39,16 @@ class EnvFile:
             names.update(IMPORT_NAMES.get(dist, (dist.replace("-", "_"),)))
         return names
 
+    def cpu_only(self) -> str | None:
+        """Why the pins show a CPU-only build (CUDA jobs must not run here), else None."""
+        if "onnxruntime" in self.pins and "onnxruntime-gpu" not in self.pins:
+            return "it pins onnxruntime, the CPU-only build (CUDA needs onnxruntime-gpu)"
+        if "tensorflow-cpu" in self.pins:
+            return "it pins tensorflow-cpu (CUDA needs tensorflow[and-cuda])"
+        if self.pins.get("torch", "").endswith("+cpu"):
+            return f"it pins torch=={self.pins['torch']}, a CPU-only build"
+        return None
+
     def version_of(self, dist: str) -> str | None:
         return self.pins.get(normalise(dist))
 

@@ -332,18 +332,46 @@ def write_record(record: dict[str, Any], out: Path) -> None:
     os.replace(tmp, out)
 
 
+def estimated_point_s(record: dict[str, Any], batch_size: int, job: dict[str, Any]) -> float:
+    """Wall time of the next point, from the last measured one: latency grows at most
+    linearly with the batch; warm-up, the timed run and the breakdown batches."""
+    metrics = record.get("metrics", {})
+    if not metrics.get("p50_ms") or not metrics.get("batch_size"):
+        return 0.0
+    per_batch_s = metrics["p50_ms"] / 1e3 * batch_size / metrics["batch_size"]
+    timing = job["timing"]
+    timed = max(timing["min_duration_s"], timing["min_queries"] * per_batch_s)
+    extra = timing["warmup"] + job.get("breakdown_iterations", 3)
+    return min(timed, timing["max_duration_s"]) + extra * per_batch_s
+
+
 def run_group(group: InferenceJob) -> None:
     """All timing points of one configuration in one round, in one process: the framework
-    is imported and the model loaded once. Each point keeps its own result."""
+    is imported and the model loaded once. Each point keeps its own result.
+    With timing.group_budget_s, a point that would not fit in what is left of the budget
+    is written as 'skipped' with its estimate (and so is every larger one)."""
     runner = None
     unavailable = None
     known = provenance(group.to_dict())
+    budget = (group.timing or {}).get("group_budget_s")
+    started, last = time.perf_counter(), None
     for point_job in group.point_jobs():
         point = point_job.to_dict()
+        left = budget - (time.perf_counter() - started) if budget else None
+        estimate = estimated_point_s(last, point["batch_size"], point) if budget and last else 0.0
         if unavailable:  # the device does not exist: no point can run on it
             record = {"job": point, **known, "status": "unavailable", "reason": unavailable}
+        elif left is not None and (left <= 0 or estimate > left):
+            record = {
+                "job": point,
+                **copy.deepcopy(known),
+                "status": "skipped",
+                "reason": f"time budget: estimated {estimate:.0f} s, {max(left, 0):.0f} s "
+                f"of timing.group_budget_s={budget:g} left",
+            }
         else:
             record, runner = run_job(point, runner, known)
+            last = record if record["status"] == "ok" else last
         known["fingerprint"] = record["fingerprint"]  # keeps the peak measured once
         if record["status"] == "unavailable":
             unavailable = record["reason"]

@@ -111,6 +111,16 @@ class ConversionJob(_Job):
         return data
 
 
+@dataclass(frozen=True)
+class RandomInitJob(_Job):
+    """Seeded random weights of a manifest's architecture (reproscope.random_init)."""
+
+    format: str
+    random_init: dict[str, Any]
+    architecture: dict[str, Any]
+    output: str
+
+
 def digest(job: dict[str, Any]) -> str:
     """sha256 of a job's canonical JSON: its identity in results."""
     return hashlib.sha256(json.dumps(job, sort_keys=True).encode()).hexdigest()
@@ -155,7 +165,7 @@ def inference_job(
         system=system,
         env=env,
         device=device,
-        threads=settings["threads"],
+        threads=study.threads_of(system),
         artifact=artifact_of(study, m.name),
         inputs=preprocessed_of(study, m.name),
         tensor=tensor_of(study, m.name),
@@ -226,6 +236,16 @@ def conversion_job(study: Study, name: str) -> ConversionJob:
     )
 
 
+def random_init_job(study: Study, name: str) -> RandomInitJob:
+    m = study.manifest(name)
+    return RandomInitJob(
+        format=m.source["format"],
+        random_init=m.source["random_init"],
+        architecture=study.architecture_job(name, study.env_of(name)),
+        output=artifact_of(study, name),
+    )
+
+
 MODE_SETTINGS = {
     "accuracy": ("threads", "accuracy_batch_size"),
     "latency": ("threads", "timing", "server", "noise_threshold", "scenarios", "batch_sizes"),
@@ -252,7 +272,10 @@ def manifest_parts(study: Study, name: str) -> dict[str, Any]:
 
 
 def mode_settings(study: Study, mode: str) -> dict[str, Any]:
-    return {key: study.settings.get(key) for key in MODE_SETTINGS[mode]}
+    settings = {key: study.settings.get(key) for key in MODE_SETTINGS[mode]}
+    # A system's own thread count overrides study.threads in its jobs.
+    settings["system_threads"] = {s: study.threads_of(s) for s in sorted(study.systems)}
+    return settings
 
 
 def table_jobs(study: Study) -> list[InferenceJob]:

@@ -107,7 +107,9 @@ def semantic_errors(m: Manifest, strict_labels: bool = True) -> list[InputError]
                 "add architecture.entry_point ('module:callable'), args, kwargs",
             )
         )
-    if fmt != "pytorch-state-dict" and "architecture" in m.data:
+    if "random_init" in m.source:
+        errors.extend(_random_init_errors(m))
+    elif fmt != "pytorch-state-dict" and "architecture" in m.data:
         errors.append(
             InputError(
                 m.path,
@@ -144,6 +146,34 @@ def semantic_errors(m: Manifest, strict_labels: bool = True) -> list[InputError]
     if url is not None:
         errors.extend(url_errors(url, m.path, "source.url"))
     errors.extend(_label_errors(m, strict_labels))
+    return errors
+
+
+RANDOM_INIT_FORMATS = ("keras", "pytorch-state-dict")
+
+
+def _random_init_errors(m: Manifest) -> list[InputError]:
+    errors = []
+    if m.source["format"] not in RANDOM_INIT_FORMATS:
+        errors.append(
+            InputError(
+                m.path,
+                "source.random_init",
+                f"cannot build format {m.source['format']!r}",
+                f"use one of {list(RANDOM_INIT_FORMATS)}, or derive the "
+                "format from such a manifest (source.derived)",
+            )
+        )
+    if "architecture" not in m.data:
+        errors.append(
+            InputError(
+                m.path,
+                "architecture",
+                "random weights need the architecture they fill",
+                "add architecture.entry_point ('module:callable' from a pinned package), "
+                "args, kwargs",
+            )
+        )
     return errors
 
 

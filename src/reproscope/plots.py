@@ -101,7 +101,7 @@ def latency_breakdown(runs: pd.DataFrame, out: Path) -> None:
 
 
 def accuracy_vs_claim(accuracy: pd.DataFrame, out: Path) -> None:
-    ok = accuracy[accuracy["status"] == "ok"].reset_index(drop=True)
+    ok = accuracy[(accuracy["status"] == "ok") & accuracy["top1"].notna()].reset_index(drop=True)
     fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(ok) + 2), 4.5))
     labels = [f"{r.manifest}\n{r.env}/{r.device}/{r.system}" for r in ok.itertuples()]
     x = range(len(ok))
@@ -142,6 +142,43 @@ def ablation_deltas(variants: pd.DataFrame, out: Path) -> None:
     ax.axvline(0, color="black", linewidth=0.8)
     ax.set_xlabel("top-1 change against the base manifest (points); hatched: not significant")
     ax.set_title("Effect of each evaluation choice")
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
+def system_ranking(table: pd.DataFrame, out: Path) -> None:
+    """Per pair of systems: time of b over a by compute alone and end to end against batch
+    size; below 1 b is faster. Red rings mark batch sizes where the two rankings disagree."""
+    fig, ax = plt.subplots(figsize=(8, 4.8))
+    pairs = ["model", "framework", "system_a", "device_a", "env_a", "system_b", "device_b", "env_b"]
+    for key, group in table.groupby(pairs):
+        model, framework, sa, da, _ea, sb, db, _eb = key
+        label = f"{model}/{framework}: {sb}/{db} over {sa}/{da}"
+        group = group.sort_values("batch_size")
+        x = group["batch_size"]
+        compute = group["compute_ms_b"] / group["compute_ms_a"]
+        e2e = group["end_to_end_ms_b"] / group["end_to_end_ms_a"]
+        (line,) = ax.plot(x, e2e, marker="o", label=f"{label} (end to end)")
+        ax.plot(
+            x,
+            compute,
+            marker="s",
+            linestyle="--",
+            color=line.get_color(),
+            label=f"{label} (compute)",
+        )
+        flagged = group["rankings_disagree"].astype(bool)
+        ax.scatter(x[flagged], e2e[flagged], s=160, facecolors="none", edgecolors="red", zorder=5)
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log", base=2)
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("time of b / time of a")
+    ax.set_title("Whole-system check: compute-only vs end-to-end ranking (red: disagree)")
+    ax.grid(True, which="both", alpha=0.3)
+    if len(table):
+        ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     plt.close(fig)

@@ -28,7 +28,13 @@ FRAMEWORK_DISTRIBUTIONS = {
     "tensorflow": ("tensorflow", "tensorflow-cpu"),
 }
 DEFAULT_SYSTEM = {"local": {"devices": ["cpu", "cuda"]}}
-CONVERTER_OUTPUT = {"onnx-export": "onnx", "keras-efficientnet-lite": "keras"}
+CONVERTER_OUTPUT = {
+    "onnx-export": "onnx",
+    "keras-efficientnet-lite": "keras",
+    "keras-resnet50": "pytorch-state-dict",
+}
+# What each converter reads: a PyTorch state_dict, except the Keras ResNet-50 port.
+CONVERTER_INPUT = {"keras-resnet50": "keras"}
 
 
 @dataclass
@@ -57,14 +63,33 @@ class Study:
     def systems(self) -> dict[str, Any]:
         return self.config.get("systems") or DEFAULT_SYSTEM
 
+    def threads_of(self, system: str) -> int:
+        """Intra-op threads of a system's jobs: its own `threads`, else study.threads."""
+        return self.systems.get(system, {}).get("threads", self.settings["threads"])
+
     def env_of(self, name: str) -> str:
         """The environment a manifest runs in: its own unless the study overrides it."""
         return self.settings.get("environment") or self.manifests[name].environment
 
-    def envs_of(self, name: str) -> list[str]:
-        """Its environment plus those the study compares it in (software-stack versions)."""
+    def envs_of(self, name: str, device: str = "cpu") -> list[str]:
+        """Its environment plus those the study compares it in (software-stack versions);
+        on CUDA each one's CUDA counterpart."""
         extra = self.settings.get("compare_environments", {}).get(name, [])
-        return [self.env_of(name), *[e for e in extra if e != self.env_of(name)]]
+        envs = [self.env_of(name), *[e for e in extra if e != self.env_of(name)]]
+        if device == "cuda":
+            return [self.cuda_env_of(name, env) or "" for env in envs]
+        return envs
+
+    def cuda_env_of(self, name: str, env: str) -> str | None:
+        """study.cuda_environments[env]; under an `environment` override (e.g. host, a
+        CPU interpreter) the counterpart of the manifest's own environment."""
+        mapping = self.settings.get("cuda_environments", {})
+        return mapping.get(env) or mapping.get(self.manifests[name].environment)
+
+    def cuda_jobs(self, gpu_present: bool) -> bool:
+        return "cuda" in self.settings["devices"] and bool(
+            gpu_present or self.settings.get("cuda_without_gpu")
+        )
 
     def artifact_name(self, name: str) -> str:
         """Variants share their base manifest's artifact (overrides never touch the source)."""
@@ -185,8 +210,53 @@ def load_study(config: dict[str, Any], config_file: str, gpu_present: bool = Fal
         errors.extend(_unsafe_pickle_consent(study))
     if errors:
         raise InputErrors(errors)
+    if study.cuda_jobs(gpu_present):
+        cuda_errors = _cuda_environment_errors(study)
+        if cuda_errors:
+            raise InputErrors(cuda_errors)
     study.jobs = job_table(study, gpu_present)
     return study
+
+
+def _cuda_environment_errors(study: Study) -> list[InputError]:
+    """A CUDA job never runs in a CPU-only environment: each environment a CUDA job would
+    use must have a declared CUDA counterpart whose pins are not a CPU-only build."""
+    errors = []
+    mapping = study.settings.get("cuda_environments", {})
+    for name in study.settings["models"]:
+        for cpu_env, cuda_env in zip(study.envs_of(name), study.envs_of(name, "cuda"), strict=True):
+            if not cuda_env:
+                errors.append(
+                    InputError(
+                        study.config_file,
+                        f"study.cuda_environments.{cpu_env}",
+                        f"{name!r} has CUDA jobs but {cpu_env!r} has no CUDA environment",
+                        f"declare one (e.g. envs/{cpu_env}-cuda.yaml) under 'environments' "
+                        f"and map {cpu_env}: <it> here, or drop cuda from study.devices",
+                    )
+                )
+            elif cuda_env not in study.envs:
+                errors.append(
+                    InputError(
+                        study.config_file,
+                        "study.cuda_environments",
+                        f"unknown environment {cuda_env!r}",
+                        f"declare it under 'environments' or use one of {sorted(study.envs)}",
+                    )
+                )
+            elif reason := study.envs[cuda_env].cpu_only():
+                key = cpu_env if cpu_env in mapping else study.manifests[name].environment
+                errors.append(
+                    InputError(
+                        study.config_file,
+                        f"study.cuda_environments.{key}",
+                        f"{cuda_env!r} ({study.envs[cuda_env].path}) is CPU-only: {reason}",
+                        "map it to an environment built for CUDA",
+                    )
+                )
+            else:
+                errors.extend(_framework_version(study.manifests[name], study.envs[cuda_env]))
+    return errors
 
 
 def _cross_check(study: Study) -> list[InputError]:
@@ -512,14 +582,15 @@ def _manifest_against_envs(m: Manifest, study: Study, env_name: str) -> list[Inp
                 )
             )
         source = study.manifests.get(derived["from"])
-        if source is not None and source.source["format"] != "pytorch-state-dict":
+        reads = CONVERTER_INPUT.get(derived["converter"], "pytorch-state-dict")
+        if source is not None and source.source["format"] != reads:
             errors.append(
                 InputError(
                     m.path,
                     "source.derived.from",
-                    f"{source.name!r} is a {source.source['format']!r} artifact; converters "
-                    "read a PyTorch state_dict",
-                    "derive from the PyTorch manifest of the model",
+                    f"{source.name!r} is a {source.source['format']!r} artifact; converter "
+                    f"{derived['converter']!r} reads {reads!r}",
+                    f"derive from the model's {reads!r} manifest",
                 )
             )
             source = None
@@ -527,9 +598,48 @@ def _manifest_against_envs(m: Manifest, study: Study, env_name: str) -> list[Inp
         if converter_env is not None and source is not None:
             # the converter builds the source's architecture in its own environment
             errors.extend(_entry_point_errors(source, converter_env))
+    errors.extend(_claims_follow_source(m, study))
     errors.extend(_entry_point_errors(m, env))
     errors.extend(_framework_version(m, env))
     return errors
+
+
+def _root_of(m: Manifest, study: Study) -> Manifest:
+    """The manifest a chain of derivations starts from (the one whose weights they carry)."""
+    seen = {m.name}
+    while "derived" in m.source and m.source["derived"]["from"] in study.manifests:
+        m = study.manifests[m.source["derived"]["from"]]
+        if m.name in seen:
+            break
+        seen.add(m.name)
+    return m
+
+
+def _claims_follow_source(m: Manifest, study: Study) -> list[InputError]:
+    """Random weights carry no claim through a conversion; real weights keep theirs."""
+    if "derived" not in m.source:
+        return []
+    root = _root_of(m, study)
+    random = "random_init" in root.source
+    if random and "claims" in m.data:
+        return [
+            InputError(
+                m.path,
+                "claims",
+                f"derived from {root.name!r}, whose weights are random (source.random_init)",
+                "remove claims: random weights are for performance only",
+            )
+        ]
+    if not random and "claims" not in m.data and "derived" not in root.source:
+        return [
+            InputError(
+                m.path,
+                "claims",
+                "required field is missing",
+                f"add 'claims' (the weights come from {root.name!r})",
+            )
+        ]
+    return []
 
 
 def _entry_point_errors(m: Manifest, env: EnvFile) -> list[InputError]:
@@ -599,14 +709,21 @@ def job_table(study: Study, gpu_present: bool) -> pd.DataFrame:
         for device in settings["devices"]:
             if device not in system_devices:
                 continue
-            if device == "cuda" and not (gpu_present or settings.get("cuda_without_gpu")):
+            if device == "cuda" and not study.cuda_jobs(gpu_present):
                 continue
             for name in settings["models"]:
-                for env in study.envs_of(name):
+                for env in study.envs_of(name, device):
                     base = _row(study, name, system, device, env, "study")
-                    rows.append(
-                        {**base, "mode": "accuracy", "batch_size": 0, "scenario": "", "repeat": 0}
-                    )
+                    if study.systems[system].get("accuracy", True):
+                        rows.append(
+                            {
+                                **base,
+                                "mode": "accuracy",
+                                "batch_size": 0,
+                                "scenario": "",
+                                "repeat": 0,
+                            }
+                        )
                     if name in settings.get("accuracy_only", []):
                         continue
                     rows.extend(
@@ -621,7 +738,7 @@ def job_table(study: Study, gpu_present: bool) -> pd.DataFrame:
                         for repeat in range(settings.get("repeats", 1))
                     )
             for name, variant in study.variants.items():
-                env = study.env_of(variant["base"])
+                env = study.envs_of(variant["base"], device)[0]
                 rows.append(
                     {
                         **_row(study, name, system, device, env, variant["kind"]),

@@ -2,7 +2,8 @@
 `python -m reproscope.convert.main '{json job}'`.
 
 Converters: onnx-export (PyTorch state_dict + architecture -> ONNX) and
-keras-efficientnet-lite (PyTorch state_dict -> a .keras file of built-in layers).
+keras-efficientnet-lite (PyTorch state_dict -> a .keras file of built-in layers),
+keras-resnet50 (keras.applications.ResNet50 .keras file -> a ResNet-50 v1 state_dict).
 """
 
 from __future__ import annotations
@@ -39,7 +40,20 @@ def keras_port(job: dict[str, Any], out: Path) -> None:
     model.save(out)
 
 
-CONVERTERS = {"onnx-export": onnx_export, "keras-efficientnet-lite": keras_port}
+def keras_resnet50(job: dict[str, Any], out: Path) -> None:
+    import torch
+
+    from reproscope.convert.keras_resnet import keras_file_weights, keras_to_torch_state
+
+    state = keras_to_torch_state(keras_file_weights(job["source"]))
+    torch.save({k: torch.from_numpy(v) for k, v in state.items()}, out)
+
+
+CONVERTERS = {
+    "onnx-export": onnx_export,
+    "keras-efficientnet-lite": keras_port,
+    "keras-resnet50": keras_resnet50,
+}
 
 
 def main(argv: list[str]) -> int:

@@ -35,6 +35,13 @@ class OnnxRunner:
             [provider] if provider == "CPUExecutionProvider" else [provider, PROVIDERS["cpu"]]
         )
         self.session = ort.InferenceSession(str(artifact), self.options, providers=providers)
+        # onnxruntime-gpu lists CUDA as available even without a GPU or CUDA libraries and
+        # then quietly falls back to the CPU: only the session's own list tells.
+        if provider not in self.session.get_providers():
+            raise DeviceUnavailable(
+                f"{provider} is not in use after loading (session providers "
+                f"{self.session.get_providers()}; available {ort.get_available_providers()})"
+            )
         self.input_name = self.session.get_inputs()[0].name
 
     def run(self, batch: np.ndarray) -> np.ndarray:

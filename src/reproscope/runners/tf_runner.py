@@ -34,6 +34,10 @@ class TensorflowRunner:
         with tf.device(self.device_name):
             self.model = tf.keras.models.load_model(artifact, safe_mode=True, compile=False)
         self.forward = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
+        if job["device"] == "cuda":
+            placed = {str(getattr(w, "value", w).device) for w in self.model.weights}
+            if not all("GPU" in d for d in placed):
+                raise DeviceUnavailable(f"model variables are on {sorted(placed)}, not a GPU")
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         with tf.device(self.device_name):

@@ -33,6 +33,9 @@ class TorchRunner:
         state = torch.load(artifact, map_location="cpu", weights_only=self.weights_only)
         model.load_state_dict(state, strict=True)
         self.model = model.eval().to(self.device)
+        placed = {p.device.type for p in self.model.parameters()}
+        if placed != {self.device}:
+            raise DeviceUnavailable(f"model parameters are on {sorted(placed)}, not {self.device}")
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         assert self.model is not None
