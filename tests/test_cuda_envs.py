@@ -78,15 +78,15 @@ def test_no_gpu_no_cuda_jobs_and_no_cuda_environments_needed(
 
 @pytest.fixture
 def tiny_job(tmp_path: Path) -> dict[str, Any]:
+    from reproscope.cache import write_cache
     from reproscope.convert.torch_export import export_onnx
     from reproscope.tinynet import TinyColourNet
 
     model = TinyColourNet(4)
     torch.save(model.state_dict(), tmp_path / "model.pt")
     export_onnx(model, tmp_path / "model.onnx", (1, 3, 8, 8))
-    inputs = np.random.default_rng(0).standard_normal((6, 3, 8, 8)).astype(np.float32)
-    np.save(tmp_path / "inputs.npy", inputs)
-    (tmp_path / "inputs.json").write_text(json.dumps({"seconds_per_image": 0.001}))
+    pixels = np.random.default_rng(0).integers(0, 256, (6, 8, 8, 3), dtype=np.uint8)
+    write_cache(list(pixels), np.asarray, (8, 8, 3), tmp_path / "chunks", tmp_path / "cache.json")
     (tmp_path / "lock.json").write_text(json.dumps({"lock_sha256": "0" * 64}))
     return {
         "mode": "latency",
@@ -96,7 +96,19 @@ def tiny_job(tmp_path: Path) -> dict[str, Any]:
         "env": "host",
         "device": "cpu",
         "threads": 1,
-        "inputs": str(tmp_path / "inputs.npy"),
+        "inputs": str(tmp_path / "cache.json"),
+        "tensor": {
+            "color_order": "RGB",
+            "normalize": {
+                "scale": 1.0,
+                "mean": [127.5] * 3,
+                "std": [127.5] * 3,
+                "arithmetic": "float32",
+            },
+            "dtype": "float32",
+            "layout": "NCHW",
+            "layout_conversion": "transpose",
+        },
         "env_lock": str(tmp_path / "lock.json"),
         "architecture": {
             "entry_point": "reproscope.tinynet:TinyColourNet",

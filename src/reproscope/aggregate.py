@@ -496,11 +496,13 @@ def _not_applicable(
         **_identity(record),
         "dataset": index["dataset"],
         "dataset_digest": index["content_digest"],
-        "n_images": len(np.load(Path(path).with_name("topk.npy")))
-        if record["status"] == "ok"
-        else None,
-        **dict.fromkeys(["top1", "top5", "claimed_top1", "claim_dataset", "delta_top1"]),
+        "n_images": len(np.load(layout.topk_of(path))) if record["status"] == "ok" else None,
+        **dict.fromkeys(
+            ["top1", "top5", "claimed_top1", "claim_dataset", "delta_top1", "tolerance"]
+        ),
         "claim_source": NOT_APPLICABLE,
+        "comparison": NOT_APPLICABLE,
+        "within_tolerance": None,
         "status": record["status"],
         "reason": record["reason"],
     }
