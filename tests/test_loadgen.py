@@ -13,6 +13,7 @@ from reproscope.loadgen_harness import (
     SampleLibrary,
     ServerPolicy,
     find_peak_server_rate,
+    queries_short,
     run_loadgen,
 )
 
@@ -156,3 +157,29 @@ def test_server_search_without_a_bracket_says_so() -> None:
     search = find_peak_server_rate(trial, 10.0, steps=3, max_trials=5)
     assert search["peak_qps"] is None
     assert "VALID" in search["reason"]
+
+
+def test_server_search_stops_halving_at_its_floor() -> None:
+    tried, trial = synthetic(0.0)  # nothing is VALID: halving alone would never end
+    search = find_peak_server_rate(trial, 16.0, steps=3, max_trials=40, min_qps=1.0)
+    assert search["peak_qps"] is None and min(tried) == 1.0
+    assert "INVALID at every rate" in search["reason"]
+
+
+def test_too_few_queries_for_early_stopping_is_not_a_latency_failure(tmp_path: Path) -> None:
+    """A Server run too short for LoadGen's early stopping asks for more queries; a run
+    whose latencies break the bound does not."""
+    short = {"target_qps": 50.0, "latency_bound_ms": 100.0, "latency_percentile": 0.9}
+    brief, _, _ = run(
+        "Server", tmp_path / "brief", spec={**short, "min_queries": 1, "min_duration_s": 0.1}
+    )
+    more = queries_short(brief)
+    assert brief["validity"] == "INVALID" and brief["perf_constraints_met"] and more > 0
+    longer, _, _ = run(
+        "Server",
+        tmp_path / "longer",
+        spec={**short, "min_queries": brief["query_count"] + more, "min_duration_s": 0.1},
+    )
+    assert longer["validity"] == "VALID", longer["invalid_reason"]
+    slow, _, _ = run("Server", tmp_path / "slow", spec={**short, "latency_bound_ms": 0.5})
+    assert slow["validity"] == "INVALID" and queries_short(slow) is None

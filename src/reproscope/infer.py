@@ -28,6 +28,7 @@ from reproscope.loadgen_harness import (
     SampleLibrary,
     ServerPolicy,
     find_peak_server_rate,
+    queries_short,
     run_loadgen,
 )
 from reproscope.lockfile import env_identity
@@ -178,13 +179,25 @@ def loadgen_scenario(runner: Any, inputs: np.ndarray, job: dict[str, Any]) -> di
         spec["latency_percentile"] = server.get("latency_percentile", 0.99)
 
         def trial(rate: float) -> dict[str, Any]:
-            trial_dir = log_dir / f"qps_{rate:.3f}"
-            return run_loadgen(
-                lg, runner, library, "Server", {**spec, "target_qps": rate}, trial_dir, 1, policy
-            )
+            """One rate; a run INVALID only for too few queries for early stopping (its
+            latency held) is run again with as many as LoadGen asked for: a rate is INVALID
+            because of its latencies, never because it was measured too briefly."""
+            trial_spec = {**spec, "target_qps": rate}
+            for attempt in range(3):
+                trial_dir = log_dir / f"qps_{rate:.3f}" / f"attempt{attempt}"
+                result = run_loadgen(
+                    lg, runner, library, "Server", trial_spec, trial_dir, 1, policy
+                )
+                more = queries_short(result)
+                if more is None:
+                    break
+                trial_spec["min_queries"] = (result["query_count"] or 0) + more
+            return result
 
         start_qps = policy.workers * 1e3 / expected / 4  # half the measured service rate
-        search = find_peak_server_rate(trial, start_qps, server.get("search_steps", 3))
+        search = find_peak_server_rate(
+            trial, start_qps, server.get("search_steps", 3), min_qps=start_qps / 16
+        )
         valid = [t for t in search["trials"] if t["target_qps"] == search["peak_qps"]]
         result = dict(valid[-1] if valid else search["trials"][-1])
         result.update(

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -305,14 +306,32 @@ def run_loadgen(
     return result
 
 
+def queries_short(result: dict[str, Any]) -> int | None:
+    """How many more queries LoadGen's early stopping asked for, when that is the only
+    thing that made a run INVALID (its latency constraint held); else None."""
+    if result.get("validity") == "VALID" or not result.get("perf_constraints_met"):
+        return None
+    if result.get("early_stopping_met") is not False:
+        return None
+    found = _MORE_QUERIES.search(result.get("early_stopping_result") or "")
+    return int(found.group(1)) if found else None
+
+
+_MORE_QUERIES = re.compile(r"at least (\d+) more queries")
+
+
 def find_peak_server_rate(
-    trial: Callable[[float], dict[str, Any]], start_qps: float, steps: int, max_trials: int = 24
+    trial: Callable[[float], dict[str, Any]],
+    start_qps: float,
+    steps: int,
+    max_trials: int = 24,
+    min_qps: float = 0.0,
 ) -> dict[str, Any]:
     """The highest Server rate LoadGen calls VALID, found by a search that widens its own
-    bounds: from ``start_qps`` it doubles while VALID (halves while INVALID) until it has a
-    VALID rate below an INVALID one, then bisects ``steps`` times. The answer is always a rate
-    that was run and VALID, with a tested INVALID rate above it: never a preset bound.
-    ``peak_qps`` is None (with ``reason``) when no bracket was found within ``max_trials``.
+    bounds: from ``start_qps`` it doubles while VALID (halves while INVALID, not below
+    ``min_qps``) until it has a VALID rate below an INVALID one, then bisects ``steps`` times.
+    The answer is always a rate that was run and VALID, with a tested INVALID rate above it:
+    never a preset bound. ``peak_qps`` is None (with ``reason``) when no bracket was found.
     """
     if start_qps <= 0:
         raise ValueError(f"start_qps must be > 0, got {start_qps}")
@@ -333,6 +352,13 @@ def find_peak_server_rate(
         else:
             high = rate
             rate = rate / 2 if low is None else rate
+            if low is None and rate < min_qps:
+                return {
+                    "peak_qps": None,
+                    "bracket": [None, high],
+                    "trials": trials,
+                    "reason": f"INVALID at every rate tried, down to {high:.3g} q/s",
+                }
     if low is None or high is None:
         side = "VALID" if high is None else "INVALID"
         return {
