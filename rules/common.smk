@@ -18,7 +18,7 @@ from reproscope.errors import InputError, InputErrors
 from reproscope.fingerprint import gpus
 from reproscope.cache import CHUNK_IMAGES as DEFAULT_CHUNK_IMAGES
 from reproscope.preprocess import geometric_spec, spec_of
-from reproscope.study import load_study
+from reproscope.study import load_study, round_runtime_minutes
 
 
 def _config_label():
@@ -277,6 +277,11 @@ def timing_configs(system):
     """(manifest, env, device) of every configuration timed on a system."""
     rows = JOBS[(JOBS["mode"] == "latency") & (JOBS["system"] == system)]
     return sorted({(r.manifest, r.env, r.device) for r in rows.itertuples()})
+
+
+def round_runtime(system):
+    """Minutes a round job of a system may take (SLURM's time limit)."""
+    return round_runtime_minutes(study.settings, len(timing_configs(system)))
 
 
 def round_results(system, repeat):

@@ -103,7 +103,7 @@ for _system in TIMED_SYSTEMS:
         threads: THREADS
         resources:
             mem_mb=8000,
-            runtime=240,
+            runtime=round_runtime(_system),
             slurm_partition=study.systems.get(_system, {}).get("slurm_partition", ""),
             constraint=study.systems.get(_system, {}).get("slurm_constraint", ""),
             gres=study.systems.get(_system, {}).get("slurm_gres", ""),

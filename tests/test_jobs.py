@@ -134,3 +134,16 @@ def test_current_results_pass_and_stale_ones_are_named(study) -> None:
     with pytest.raises(InputErrors) as caught:
         provenance.check_results([str(out)], provenance.expected_digests(edited))
     assert str(out) in str(caught.value) and "field 'job'" in str(caught.value)
+
+
+def test_a_round_time_limit_covers_every_point_at_its_cap() -> None:
+    from reproscope.study import round_runtime_minutes
+
+    settings = {
+        "batch_sizes": [1, 2],
+        "scenarios": ["FixedBatch", "SingleStream", "Server"],
+        "timing": {"max_duration_s": 30.0},
+    }
+    # 2 configs x (60 s start + 2 x 30 s x (2 FixedBatch + 1 SingleStream + 72 Server runs))
+    assert round_runtime_minutes(settings, 2) == 152
+    assert round_runtime_minutes({**settings, "scenarios": ["FixedBatch"]}, 1) == 10  # floor

@@ -25,6 +25,7 @@ from reproscope.fingerprint import system_fingerprint
 from reproscope.jobs import InferenceJob
 from reproscope.loadgen_harness import (
     MULTI_STREAM_SAMPLES,
+    SERVER_ATTEMPTS,
     SampleLibrary,
     ServerPolicy,
     find_peak_server_rate,
@@ -183,7 +184,7 @@ def loadgen_scenario(runner: Any, inputs: np.ndarray, job: dict[str, Any]) -> di
             latency held) is run again with as many as LoadGen asked for: a rate is INVALID
             because of its latencies, never because it was measured too briefly."""
             trial_spec = {**spec, "target_qps": rate}
-            for attempt in range(3):
+            for attempt in range(SERVER_ATTEMPTS):
                 trial_dir = log_dir / f"qps_{rate:.3f}" / f"attempt{attempt}"
                 result = run_loadgen(
                     lg, runner, library, "Server", trial_spec, trial_dir, 1, policy

@@ -318,13 +318,16 @@ def queries_short(result: dict[str, Any]) -> int | None:
 
 
 _MORE_QUERIES = re.compile(r"at least (\d+) more queries")
+#: The Server search's cap on rates tried, and on runs of one rate (see queries_short).
+SERVER_MAX_TRIALS = 24
+SERVER_ATTEMPTS = 3
 
 
 def find_peak_server_rate(
     trial: Callable[[float], dict[str, Any]],
     start_qps: float,
     steps: int,
-    max_trials: int = 24,
+    max_trials: int = SERVER_MAX_TRIALS,
     min_qps: float = 0.0,
 ) -> dict[str, Any]:
     """The highest Server rate LoadGen calls VALID, found by a search that widens its own

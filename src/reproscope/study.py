@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,7 @@ from reproscope.ablation import apply_overrides, diagnosis_candidates, field_of,
 from reproscope.entrypoints import check_entry_point
 from reproscope.envfile import EnvFile, read_env_file
 from reproscope.errors import InputError, InputErrors
-from reproscope.loadgen_harness import MULTI_STREAM_SAMPLES
+from reproscope.loadgen_harness import MULTI_STREAM_SAMPLES, SERVER_ATTEMPTS, SERVER_MAX_TRIALS
 from reproscope.lockfile import LOCK_COMMAND, lock_path
 from reproscope.manifest import Manifest, load_manifests, semantic_errors, url_errors
 from reproscope.preprocess import geometric_spec, spec_hash
@@ -766,6 +767,22 @@ def timing_points(settings: dict[str, Any]) -> list[tuple[str, int]]:
         else:
             points.append((scenario, 1))
     return points
+
+
+#: Seconds a configuration's process may take before its first point (imports, loading).
+CONFIG_START_S = 60.0
+
+
+def round_runtime_minutes(settings: dict[str, Any], n_configs: int) -> int:
+    """A round job's time limit (SLURM's --time): every point of every configuration at
+    its time cap, doubled for warm-up and breakdown, a Server search at its trial cap."""
+    cap = float(settings["timing"]["max_duration_s"])
+    server_runs = SERVER_MAX_TRIALS * SERVER_ATTEMPTS
+    per_config = CONFIG_START_S + sum(
+        2 * cap * (server_runs if scenario == "Server" else 1)
+        for scenario, _ in timing_points(settings)
+    )
+    return max(10, math.ceil(n_configs * per_config / 60))
 
 
 def _row(study: Study, name: str, system: str, device: str, env: str, kind: str) -> dict[str, Any]:
