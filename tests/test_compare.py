@@ -63,8 +63,13 @@ def test_known_values() -> None:
     assert ratio == pytest.approx(1.2) and low == pytest.approx(1.2) and high == pytest.approx(1.2)
     centre, low, high = log_mean_ci([math.e, math.e**3])  # logs 1 and 3: mean 2, sd sqrt(2)
     assert centre == pytest.approx(math.e**2)
-    assert math.log(high) - 2 == pytest.approx(12.706 * math.sqrt(2) / math.sqrt(2))
-    assert t975(4) == 2.776 and t975(11) == 2.228 and t975(500) == 1.980
+    assert math.log(high) - 2 == pytest.approx(12.7062, rel=1e-4)
+    # Published t quantiles (0.975 and, for a family of 5 intervals, 0.995).
+    assert t975(4) == pytest.approx(2.7764, rel=1e-4)
+    assert t975(11) == pytest.approx(2.2010, rel=1e-4)
+    assert t975(500) == pytest.approx(1.9647, rel=1e-4)
+    _, low5, high5 = log_mean_ci([math.e, math.e**3], family=5)
+    assert math.log(high5) - 2 == pytest.approx(63.6567, rel=1e-4)  # t(0.995, 1)
 
 
 def test_small_differences_and_single_rounds() -> None:

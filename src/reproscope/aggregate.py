@@ -307,7 +307,8 @@ def pair_kind(a: dict[str, Any], b: dict[str, Any]) -> str | None:
 
 def comparisons_table(latency_files: list[str]) -> pd.DataFrame:
     """Every pair the study compares, at each scenario and batch size: the ratio B/A of
-    their medians over paired rounds, its 95 % CI and a verdict (see reproscope.compare)."""
+    their medians over paired rounds, its CI (simultaneous 95 % over the table) and a
+    verdict (see reproscope.compare)."""
     measured: dict[tuple, dict[int, float]] = {}
     configs: dict[tuple, dict[str, Any]] = {}
     for path in latency_files:
@@ -321,21 +322,19 @@ def comparisons_table(latency_files: list[str]) -> pd.DataFrame:
         key = (*config.values(), scenario, job["batch_size"])
         configs[key] = config
         measured.setdefault(key, {})[job.get("repeat", 0)] = metrics[metric]
-    rows = []
+    pairs = []
     for key_a, key_b in itertools.combinations(sorted(measured), 2):
-        if key_a[-2:] != key_b[-2:]:
-            continue
+        kind = pair_kind(configs[key_a], configs[key_b]) if key_a[-2:] == key_b[-2:] else None
+        rounds = sorted(set(measured[key_a]) & set(measured[key_b]))
+        if kind is not None and rounds:
+            pairs.append((key_a, key_b, kind, rounds))
+    rows = []
+    for key_a, key_b, kind, rounds in pairs:
         a, b = configs[key_a], configs[key_b]
-        kind = pair_kind(a, b)
-        if kind is None:
-            continue
         scenario, batch_size = key_a[-2:]
         metric, lower_is_better = SCENARIO_METRIC[scenario]
-        rounds = sorted(set(measured[key_a]) & set(measured[key_b]))
-        if not rounds:
-            continue
         sides = [[measured[key][r] for r in rounds] for key in (key_a, key_b)]
-        ratio, low, high = ratio_ci(*sides)
+        ratio, low, high = ratio_ci(*sides, family=len(pairs))
         rows.append(
             {
                 "kind": kind,

@@ -10,7 +10,10 @@ round (another job on the machine, a frequency change) cancels. The ratio report
 paired Student-t interval ``exp(mean d +- t(0.975, R-1) * sd(d) / sqrt(R))``. A t interval
 rather than a bootstrap because studies run few rounds (3 by default), where a bootstrap
 percentile interval is far too narrow; the t interval is exact when the log ratios are normal.
-It needs 2 rounds at least.
+It needs 2 rounds at least. The intervals of one study are simultaneous: with m
+comparisons each is taken at 1 - 0.05 / m (Bonferroni), so the chance that any of them
+excludes a true ratio of 1 is at most 5 % (a self-comparison of 5 points would otherwise
+show a false verdict in about one run of four).
 
 The verdict is ``faster``/``slower`` only when the whole CI lies beyond a ``margin`` of 2 %
 (the precision a measurement aims for) on one side: below ``1 / 1.02`` or above ``1.02``. So a
@@ -22,6 +25,7 @@ or rate).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
@@ -31,37 +35,38 @@ FASTER, SLOWER, SAME = "faster", "slower", "no significant difference"
 TOO_FEW = "not enough rounds"
 MARGIN = 0.02
 
-#: Student t 0.975 quantiles by degrees of freedom; between entries the smaller df is used,
-#: which widens the interval (conservative).
-_T975 = {
-    1: 12.706,
-    2: 4.303,
-    3: 3.182,
-    4: 2.776,
-    5: 2.571,
-    6: 2.447,
-    7: 2.365,
-    8: 2.306,
-    9: 2.262,
-    10: 2.228,
-    12: 2.179,
-    15: 2.131,
-    20: 2.086,
-    30: 2.042,
-    60: 2.000,
-    120: 1.980,
-}
+
+@functools.lru_cache(maxsize=256)
+def t_quantile(p: float, df: int) -> float:
+    """Student t quantile: bisection on the CDF, integrated numerically from the density
+    (the workflow environment has no scipy). Accurate to about 1e-6 for df >= 1."""
+    if df < 1:
+        raise ValueError(f"degrees of freedom must be >= 1, got {df}")
+    if not 0.5 <= p < 1.0:
+        raise ValueError(f"p must be in [0.5, 1), got {p}")
+    norm = math.exp(math.lgamma((df + 1) / 2) - math.lgamma(df / 2)) / math.sqrt(df * math.pi)
+
+    def cdf(x: float) -> float:
+        t = np.linspace(0.0, x, 40_001)
+        return 0.5 + float(np.trapezoid(norm * (1 + t * t / df) ** (-(df + 1) / 2), t))
+
+    low, high = 0.0, 1.0
+    while cdf(high) < p:
+        low, high = high, high * 2
+    for _ in range(50):
+        mid = (low + high) / 2
+        low, high = (mid, high) if cdf(mid) < p else (low, mid)
+    return high
 
 
 def t975(df: int) -> float:
-    if df < 1:
-        raise ValueError(f"degrees of freedom must be >= 1, got {df}")
-    return _T975[max(k for k in _T975 if k <= df)]
+    return t_quantile(0.975, df)
 
 
-def log_mean_ci(values: Sequence[float]) -> tuple[float, float, float]:
-    """``(geometric mean, ci_low, ci_high)`` of positive values, the 95 % Student-t interval
-    of their mean log; the bounds are NaN with fewer than 2 values."""
+def log_mean_ci(values: Sequence[float], family: int = 1) -> tuple[float, float, float]:
+    """``(geometric mean, ci_low, ci_high)`` of positive values, the Student-t interval of
+    their mean log at 95 % for a family of ``family`` intervals (Bonferroni: each at
+    1 - 0.05 / family); the bounds are NaN with fewer than 2 values."""
     v = np.asarray(values, dtype=np.float64)
     if v.size == 0 or not np.all(np.isfinite(v) & (v > 0)):
         raise ValueError(f"log_mean_ci() needs positive finite values, got {list(values)}")
@@ -69,15 +74,17 @@ def log_mean_ci(values: Sequence[float]) -> tuple[float, float, float]:
     centre = float(x.mean())
     if x.size < 2:
         return math.exp(centre), math.nan, math.nan
-    half = t975(x.size - 1) * float(x.std(ddof=1)) / math.sqrt(x.size)
+    quantile = t_quantile(1 - 0.025 / family, x.size - 1)
+    half = quantile * float(x.std(ddof=1)) / math.sqrt(x.size)
     return math.exp(centre), math.exp(centre - half), math.exp(centre + half)
 
 
-def ratio_ci(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, float]:
+def ratio_ci(a: Sequence[float], b: Sequence[float], family: int = 1) -> tuple[float, float, float]:
     """``(ratio, ci_low, ci_high)`` of B over A from their figures in paired rounds."""
     if len(a) == 0 or len(a) != len(b):
         raise ValueError(f"paired rounds needed: A has {len(a)}, B has {len(b)}")
-    return log_mean_ci(np.asarray(b, dtype=np.float64) / np.asarray(a, dtype=np.float64))
+    ratios = np.asarray(b, dtype=np.float64) / np.asarray(a, dtype=np.float64)
+    return log_mean_ci(ratios, family)
 
 
 def verdict(
