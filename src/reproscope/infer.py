@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from reproscope.atomic import write_text
 from reproscope.cache import Cache, NpyWriter
 from reproscope.fetch import sha256_file
 from reproscope.fingerprint import system_fingerprint
@@ -341,9 +342,7 @@ def run_job(
 
 
 def write_record(record: dict[str, Any], out: Path) -> None:
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=1, sort_keys=True, default=str))
-    os.replace(tmp, out)
+    write_text(out, json.dumps(record, indent=1, sort_keys=True, default=str))
 
 
 def estimated_point_s(record: dict[str, Any], batch_size: int, job: dict[str, Any]) -> float:
