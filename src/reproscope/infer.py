@@ -321,7 +321,7 @@ def run_job(
         fingerprint = record["fingerprint"]
         if job["mode"] == "latency" and "peak_gflops" not in fingerprint:
             # After load: the runner has set the framework's thread count.
-            peak = measure_peak_gflops(job["framework"])
+            peak = measure_peak_gflops(runner.gemm())
             fingerprint.update(peak_gflops=peak["peak_gflops"], peak_method=peak["method"])
         if job["mode"] == "accuracy":
             record["metrics"] = accuracy_pass(runner, cache, job["tensor"], job)
