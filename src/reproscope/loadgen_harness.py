@@ -338,6 +338,8 @@ def server_trial_spec(spec: dict[str, Any], rate: float, min_queries: int) -> di
         "min_queries": min_queries,
         "max_duration_s": max(spec["max_duration_s"], 1.25 * min_queries / rate + 1.0),
     }
+
+
 #: The Server search's cap on rates tried, and on runs of one rate (see queries_short).
 SERVER_MAX_TRIALS = 24
 SERVER_ATTEMPTS = 3
