@@ -750,6 +750,16 @@ def job_table(study: Study, gpu_present: bool) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def caches_read_once(jobs: pd.DataFrame, shards: int = 1) -> set[str]:
+    """Geometric caches (by spec hash) that a single job reads: an accuracy pass of one
+    variant, unsharded. Their chunks are removed once that job is done, so a study keeps
+    only the pixels it reads again (each spec is 150 KB per image at 224 px)."""
+    if not len(jobs):
+        return set()
+    readers = jobs["mode"].map({"accuracy": shards}).fillna(1).groupby(jobs["preprocess"]).sum()
+    return set(readers[readers == 1].index)
+
+
 def timing_points(settings: dict[str, Any]) -> list[tuple[str, int]]:
     """(scenario, batch size) pairs. FixedBatch: every batch size. LoadGen's scenarios: the
     samples a query carries (SingleStream 1, MultiStream 8) or the SUT's batch (Offline: the
