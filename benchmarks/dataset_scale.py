@@ -37,9 +37,9 @@ from harness_overhead import make_artifact  # noqa: E402
 
 from reproscope.cache import Cache  # noqa: E402
 from reproscope.datasets import materialise  # noqa: E402
+from reproscope.jobs import standalone_accuracy_job  # noqa: E402
 from reproscope.manifest import read_label_list  # noqa: E402
 from reproscope.preprocess import build_cache, spec_of  # noqa: E402
-from reproscope.tensorize import tensor_spec  # noqa: E402
 
 MANIFEST = REPO / "manifests" / "efficientnet-lite0-onnx.yaml"
 SYNSETS = read_label_list(REPO / "manifests" / "labels" / "imagenet-1k-synsets.txt")
@@ -123,30 +123,19 @@ def main() -> None:
     model = make_artifact("onnxruntime", work)
     (work / "lock").write_text('{"lock_sha256": "benchmark: the current interpreter"}')
     record_path = work / "accuracy.json"
-    accuracy = {
-        "mode": "accuracy",
-        "framework": "onnxruntime",
-        "manifest": "efficientnet-lite0-onnx",
-        "model": "efficientnet-lite0",
-        "system": "local",
-        "env": "current",
-        "device": "cpu",
-        "threads": args.threads,
-        "artifact": str(model),
-        "inputs": str(work / "cache" / "cache.json"),
-        "tensor": tensor_spec(spec),
-        "env_lock": str(work / "lock"),
-        "architecture": None,
-        "unsafe_pickle": False,
-        "top_k": 5,
-        "batch_size": args.batch_size,
-        "logits_out": str(work / "logits.npy"),
-        "topk_out": str(work / "topk.npy"),
-        "result_out": str(record_path),
-    }
+    manifest = yaml.safe_load(MANIFEST.read_text())
+    accuracy = standalone_accuracy_job(
+        manifest,
+        str(model),
+        str(work / "cache" / "cache.json"),
+        str(work),
+        str(work / "lock"),
+        args.threads,
+        args.batch_size,
+    ).to_json()
     t = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "reproscope.infer", json.dumps(accuracy)],
+        [sys.executable, "-m", "reproscope.infer", accuracy],
         check=True,
         env={**os.environ, "PYTHONPATH": str(REPO / "src")},
     )

@@ -20,18 +20,18 @@ rule preprocess:
         spec=lambda wc: canonical(geometric_spec(study.manifest(SPECS[wc.spec]).inputs)),
         chunk_images=CHUNK_IMAGES,
     wildcard_constraints:
-        spec=names_regex(set(SPECS) - READ_ONCE),
+        spec=names_regex(set(SPECS) - VARIANT_CACHES),
     script:
         "../scripts/preprocess.py"
 
 
-# A cache that one job reads (a single variant's accuracy pass): its chunks go once that
-# job is done; the index stays as the record the results were made from.
-use rule preprocess as preprocess_read_once with:
+# A cache only ablation and diagnosis variants read: its chunks go once their accuracy
+# passes are done; the index stays as the record the results were made from.
+use rule preprocess as preprocess_variant with:
     output:
         cache=layout.preprocessed("{dataset}", "{spec}"),
         chunks=temp(
             directory(layout.cache_chunks(layout.preprocessed("{dataset}", "{spec}")))
         ),
     wildcard_constraints:
-        spec=names_regex(READ_ONCE),
+        spec=names_regex(VARIANT_CACHES),

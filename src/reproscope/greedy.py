@@ -55,6 +55,7 @@ def greedy_diagnosis(
     """
     rows = []
     current, data, fixed = measured_top1, base, []
+    retry: set[str] = set()
     tried = round1.assign(overrides=round1["overrides"].map(_as_dict))
     for round_no in range(1, max_rounds + 1):
         if round_no > 1:

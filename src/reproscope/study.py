@@ -750,14 +750,15 @@ def job_table(study: Study, gpu_present: bool) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def caches_read_once(jobs: pd.DataFrame, shards: int = 1) -> set[str]:
-    """Geometric caches (by spec hash) that a single job reads: an accuracy pass of one
-    variant, unsharded. Their chunks are removed once that job is done, so a study keeps
-    only the pixels it reads again (each spec is 150 KB per image at 224 px)."""
+def variant_only_caches(jobs: pd.DataFrame) -> set[str]:
+    """Geometric caches (by spec hash) that only ablation and diagnosis variants read.
+    Their chunks are removed once those jobs are done (the greedy diagnosis rebuilds what
+    it needs one spec at a time), so a study keeps the pixels of its models only: each
+    spec is 150 KB per image at 224 px."""
     if not len(jobs):
         return set()
-    readers = jobs["mode"].map({"accuracy": shards}).fillna(1).groupby(jobs["preprocess"]).sum()
-    return set(readers[readers == 1].index)
+    of_models = set(jobs.loc[jobs["kind"] == "study", "preprocess"])
+    return set(jobs["preprocess"]) - of_models
 
 
 def timing_points(settings: dict[str, Any]) -> list[tuple[str, int]]:
