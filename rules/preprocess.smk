@@ -9,6 +9,8 @@ rule preprocess:
         ),
     log:
         f"{RESULTS}/logs/preprocess/{{dataset}}/{{spec}}.log",
+    wildcard_constraints:
+        spec=names_regex(set(SPECS) - VARIANT_CACHES),
     conda:
         "../envs/workflow.yaml"
     # One process per core; Snakemake lowers this to the cores it is given.
@@ -19,8 +21,6 @@ rule preprocess:
     params:
         spec=lambda wc: canonical(geometric_spec(study.manifest(SPECS[wc.spec]).inputs)),
         chunk_images=CHUNK_IMAGES,
-    wildcard_constraints:
-        spec=names_regex(set(SPECS) - VARIANT_CACHES),
     script:
         "../scripts/preprocess.py"
 
