@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from reproscope.atomic import write_text
 from reproscope.cache import Cache, NpyWriter
 from reproscope.fetch import sha256_file
 from reproscope.fingerprint import system_fingerprint
@@ -320,7 +321,7 @@ def run_job(
         fingerprint = record["fingerprint"]
         if job["mode"] == "latency" and "peak_gflops" not in fingerprint:
             # After load: the runner has set the framework's thread count.
-            peak = measure_peak_gflops(job["framework"])
+            peak = measure_peak_gflops(runner.gemm())
             fingerprint.update(peak_gflops=peak["peak_gflops"], peak_method=peak["method"])
         if job["mode"] == "accuracy":
             record["metrics"] = accuracy_pass(runner, cache, job["tensor"], job)
@@ -341,9 +342,7 @@ def run_job(
 
 
 def write_record(record: dict[str, Any], out: Path) -> None:
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=1, sort_keys=True, default=str))
-    os.replace(tmp, out)
+    write_text(out, json.dumps(record, indent=1, sort_keys=True, default=str))
 
 
 def estimated_point_s(record: dict[str, Any], batch_size: int, job: dict[str, Any]) -> float:
