@@ -125,7 +125,7 @@ def accuracy_evaluator(
             key = spec_hash(geometric_spec(data["inputs"]))
             cache = caches / key / INDEX
             built = None
-            # absent, or its chunks removed after the one job that read them
+            # absent, or its chunks removed once the variants that read them were done
             if not Path(cache_chunks(str(cache))).is_dir():
                 built = cache = work / "caches" / key / INDEX
                 paths = [Path(index["root"]) / f for f in index["files"]]
