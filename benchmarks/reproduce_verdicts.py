@@ -32,7 +32,8 @@ SHOWN = ["ratio_b_over_a", "ci95_low", "ci95_high", "verdict"]
 
 def snakemake(configfile: str, cores: int, *extra: str) -> str:
     cmd = [sys.executable, "-m", "snakemake", "--configfile", configfile, "--cores", str(cores)]
-    return subprocess.run([*cmd, *extra], check=True, capture_output=True, text=True).stdout
+    # stdout kept (--list-rules); Snakemake logs to stderr, which is shown as it runs
+    return subprocess.run([*cmd, *extra], check=True, stdout=subprocess.PIPE, text=True).stdout
 
 
 def round_rules(configfile: str) -> list[str]:

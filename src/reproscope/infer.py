@@ -29,9 +29,11 @@ from reproscope.loadgen_harness import (
     SERVER_ATTEMPTS,
     SampleLibrary,
     ServerPolicy,
+    early_stopping_queries,
     find_peak_server_rate,
     queries_short,
     run_loadgen,
+    server_trial_spec,
 )
 from reproscope.lockfile import env_identity
 from reproscope.noise import NOISE_THRESHOLD, NoiseMonitor, pin_cpus
@@ -184,7 +186,8 @@ def loadgen_scenario(runner: Any, inputs: np.ndarray, job: dict[str, Any]) -> di
             """One rate; a run INVALID only for too few queries for early stopping (its
             latency held) is run again with as many as LoadGen asked for: a rate is INVALID
             because of its latencies, never because it was measured too briefly."""
-            trial_spec = {**spec, "target_qps": rate}
+            needed = early_stopping_queries(spec["latency_percentile"])
+            trial_spec = server_trial_spec(spec, rate, max(spec["min_queries"], needed))
             for attempt in range(SERVER_ATTEMPTS):
                 trial_dir = log_dir / f"qps_{rate:.3f}" / f"attempt{attempt}"
                 result = run_loadgen(
@@ -193,7 +196,7 @@ def loadgen_scenario(runner: Any, inputs: np.ndarray, job: dict[str, Any]) -> di
                 more = queries_short(result)
                 if more is None:
                     break
-                trial_spec["min_queries"] = (result["query_count"] or 0) + more
+                trial_spec = server_trial_spec(spec, rate, (result["query_count"] or 0) + more)
             return result
 
         start_qps = policy.workers * 1e3 / expected / 4  # half the measured service rate
