@@ -14,6 +14,7 @@ accuracy number itself means nothing, the costs are real.
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import json
 import multiprocessing
@@ -37,12 +38,20 @@ from harness_overhead import make_artifact  # noqa: E402
 
 from reproscope.cache import Cache  # noqa: E402
 from reproscope.datasets import materialise  # noqa: E402
+from reproscope.jobs import standalone_accuracy_job  # noqa: E402
 from reproscope.manifest import read_label_list  # noqa: E402
 from reproscope.preprocess import build_cache, spec_of  # noqa: E402
-from reproscope.tensorize import tensor_spec  # noqa: E402
 
 MANIFEST = REPO / "manifests" / "efficientnet-lite0-onnx.yaml"
+GRAIN = 512
 SYNSETS = read_label_list(REPO / "manifests" / "labels" / "imagenet-1k-synsets.txt")
+
+
+@functools.cache
+def grain_tile() -> np.ndarray:
+    """Sensor-like grain, drawn once per process: each image takes a window of it (drawing
+    fresh normal noise per image would cost most of the generation time)."""
+    return np.random.default_rng(12345).normal(0, 10, (GRAIN, GRAIN, 3)).astype(np.float32)
 
 
 def make_image(args: tuple[Path, int]) -> None:
@@ -54,10 +63,10 @@ def make_image(args: tuple[Path, int]) -> None:
         w, h = h, w
     coarse = rng.integers(0, 256, (h // 32 + 2, w // 32 + 2, 3), dtype=np.uint8)
     field = np.asarray(Image.fromarray(coarse).resize((w, h), Image.Resampling.BICUBIC))
-    grain = rng.normal(0, 10, (h, w, 3))
-    pixels = np.clip(field + grain, 0, 255).astype(np.uint8)
+    top, left = (int(x) for x in rng.integers(0, (GRAIN - h + 1, GRAIN - w + 1)))
+    pixels = np.clip(field + grain_tile()[top : top + h, left : left + w], 0, 255)
     name = f"{SYNSETS[i % len(SYNSETS)]}_{i:06d}.JPEG"
-    Image.fromarray(pixels).save(root / name, quality=90)
+    Image.fromarray(pixels.astype(np.uint8)).save(root / name, quality=90)
 
 
 def generate(root: Path, n: int) -> float:
@@ -123,30 +132,19 @@ def main() -> None:
     model = make_artifact("onnxruntime", work)
     (work / "lock").write_text('{"lock_sha256": "benchmark: the current interpreter"}')
     record_path = work / "accuracy.json"
-    accuracy = {
-        "mode": "accuracy",
-        "framework": "onnxruntime",
-        "manifest": "efficientnet-lite0-onnx",
-        "model": "efficientnet-lite0",
-        "system": "local",
-        "env": "current",
-        "device": "cpu",
-        "threads": args.threads,
-        "artifact": str(model),
-        "inputs": str(work / "cache" / "cache.json"),
-        "tensor": tensor_spec(spec),
-        "env_lock": str(work / "lock"),
-        "architecture": None,
-        "unsafe_pickle": False,
-        "top_k": 5,
-        "batch_size": args.batch_size,
-        "logits_out": str(work / "logits.npy"),
-        "topk_out": str(work / "topk.npy"),
-        "result_out": str(record_path),
-    }
+    manifest = yaml.safe_load(MANIFEST.read_text())
+    accuracy = standalone_accuracy_job(
+        manifest,
+        str(model),
+        str(work / "cache" / "cache.json"),
+        str(work),
+        str(work / "lock"),
+        args.threads,
+        args.batch_size,
+    ).to_json()
     t = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "reproscope.infer", json.dumps(accuracy)],
+        [sys.executable, "-m", "reproscope.infer", accuracy],
         check=True,
         env={**os.environ, "PYTHONPATH": str(REPO / "src")},
     )

@@ -3,7 +3,8 @@
 Builds the geometric cache of one manifest's spec over the same images with 1 worker
 (the single-process rate) and with one worker per core (what the preprocess rule does),
 alternating, `--repeats` times, and prints both rates side by side with their spread and
-the ratio to the ideal `cores x single-process rate`.
+the ratio to the ideal `cores x single-process rate`, and the CPU time per image of each
+(the job's overhead, which other load on the machine does not change).
 
     python benchmarks/preprocess_rate.py [--images DIR] [--n 300] [--repeats 3]
         [--manifest manifests/efficientnet-lite0-onnx.yaml] [--workers N]
@@ -28,14 +29,22 @@ from reproscope.preprocess import build_cache, spec_of  # noqa: E402
 MIRROR = REPO.parent / "shared" / "data" / "imagenet-sample"
 
 
-def rates(paths: list[Path], spec: dict, workers: int, repeats: int) -> dict[int, list[float]]:
+def rates(
+    paths: list[Path], spec: dict, workers: int, repeats: int
+) -> tuple[dict[int, list[float]], dict[int, list[float]]]:
+    """Images/s and CPU milliseconds per image (this process and its workers) per mode."""
     measured: dict[int, list[float]] = {1: [], workers: []}
+    cpu_ms: dict[int, list[float]] = {1: [], workers: []}
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(repeats):
             for w in (1, workers):
+                before = os.times()
                 index = build_cache(paths, spec, Path(tmp) / f"w{w}", workers=w)
+                after = os.times()
+                cpu = sum(after[:4]) - sum(before[:4])  # user + system, self and children
                 measured[w].append(index["images_per_s"])
-    return measured
+                cpu_ms[w].append(1000 * cpu / len(paths))
+    return measured, cpu_ms
 
 
 def main() -> None:
@@ -53,7 +62,7 @@ def main() -> None:
     if not paths:
         sys.exit(f"no image matches {args.glob} under {args.images}")
     spec = spec_of(yaml.safe_load(args.manifest.read_text())["inputs"])
-    measured = rates(paths, spec, args.workers, args.repeats)
+    measured, cpu_ms = rates(paths, spec, args.workers, args.repeats)
     single, job = statistics.median(measured[1]), statistics.median(measured[args.workers])
     print(
         f"{len(paths)} images, spec of {args.manifest.name}, {args.repeats} repeats, "
@@ -68,6 +77,15 @@ def main() -> None:
     print(
         f"job / single = {job / single:.2f}; job / ({args.workers} x single) = "
         f"{job / (args.workers * single):.2f} (target >= 0.8)"
+    )
+    # The job's own overhead, whatever else runs on the machine: CPU time per image. Equal
+    # CPU per image with a lower rate means the cores were busy with other work.
+    cpu_single = statistics.median(cpu_ms[1])
+    cpu_job = statistics.median(cpu_ms[args.workers])
+    print(
+        f"CPU ms per image: single {cpu_single:.2f}, job {cpu_job:.2f} "
+        f"(job's CPU efficiency {cpu_single / cpu_job:.2f}); the job's wall rate implies "
+        f"{job * cpu_job / 1000:.2f} busy cores of {args.workers}"
     )
 
 

@@ -18,7 +18,7 @@ from reproscope.errors import InputError, InputErrors
 from reproscope.fingerprint import gpus
 from reproscope.cache import CHUNK_IMAGES as DEFAULT_CHUNK_IMAGES
 from reproscope.preprocess import geometric_spec, spec_of
-from reproscope.study import load_study, round_runtime_minutes
+from reproscope.study import load_study, variant_only_caches, round_runtime_minutes
 
 
 def _config_label():
@@ -145,6 +145,7 @@ def preprocessed(name):
 
 EVALUATED = [*study.settings["models"], *study.variants]
 SPECS = {study.preprocess_hash(n): n for n in EVALUATED}
+VARIANT_CACHES = variant_only_caches(JOBS)
 
 # Every result-writing job, built once: result path -> job.
 RESULT_JOBS = {job.result_out: job for job in jobs.table_jobs(study)}

@@ -9,6 +9,8 @@ rule preprocess:
         ),
     log:
         f"{RESULTS}/logs/preprocess/{{dataset}}/{{spec}}.log",
+    wildcard_constraints:
+        spec=names_regex(set(SPECS) - VARIANT_CACHES),
     conda:
         "../envs/workflow.yaml"
     # One process per core; Snakemake lowers this to the cores it is given.
@@ -21,3 +23,15 @@ rule preprocess:
         chunk_images=CHUNK_IMAGES,
     script:
         "../scripts/preprocess.py"
+
+
+# A cache only ablation and diagnosis variants read: its chunks go once their accuracy
+# passes are done; the index stays as the record the results were made from.
+use rule preprocess as preprocess_variant with:
+    output:
+        cache=layout.preprocessed("{dataset}", "{spec}"),
+        chunks=temp(
+            directory(layout.cache_chunks(layout.preprocessed("{dataset}", "{spec}")))
+        ),
+    wildcard_constraints:
+        spec=names_regex(VARIANT_CACHES),

@@ -8,7 +8,6 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
 
 import json
 import os
-import shutil
 
 import pandas as pd
 
@@ -54,7 +53,6 @@ with open(snakemake.log[0], "w") as log:
             claim.get("tolerance", DEFAULT_TOLERANCE),
             evaluate,
         )
-        shutil.rmtree(Path(snakemake.params.work) / name / "caches", ignore_errors=True)
         table.insert(0, "manifest", name)
         table.insert(1, "claimed_top1", claim["top1"])
         table.insert(2, "measured_top1", float(rows["measured_top1"].iloc[0]))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
+from reproscope.preprocess import geometric_spec
 from tests import tinystudy
 from tests.test_workflow import dry_run_edited, planned_jobs, snakemake
 
@@ -100,8 +102,24 @@ def test_adding_a_variant_reruns_only_its_jobs(study: Path) -> None:
             lambda c: c["ablations"]["variants"].update({"crop-0.8": crop}),
         )
     )
-    assert jobs.get("accuracy") == 1 and jobs.get("preprocess") == 1
+    # only a variant reads its cache: the chunks go once the pass is done
+    assert jobs.get("accuracy") == 1 and jobs.get("preprocess_variant") == 1
+    assert "preprocess" not in jobs
     assert "latency" not in jobs and "aggregate" not in jobs
+
+
+def test_caches_only_variants_read_keep_only_their_index(study: Path) -> None:
+    """Chunks stay for the caches the study's models read; a cache only variants read keeps
+    its index (what aggregation hashes) and drops its pixels, and the study stays complete."""
+    indexes = sorted((study / "results" / "preprocess").glob("*/*/cache.json"))
+    kept = [i for i in indexes if (i.parent / "chunks").is_dir()]
+    # the four models share one geometry; the variants change it six ways
+    assert len(indexes) == 7 and len(kept) == 1
+    model = yaml.safe_load((study / "manifests" / "tiny-onnx.yaml").read_text())
+    assert json.loads(kept[0].read_text())["spec"] == geometric_spec(model["inputs"])
+    result = snakemake(study, "-n")
+    assert result.returncode == 0
+    assert "Nothing to be done" in result.stdout + result.stderr
 
 
 def test_a_per_pixel_variant_shares_the_geometric_cache(study: Path) -> None:

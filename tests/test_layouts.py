@@ -21,6 +21,7 @@ import yaml
 from reproscope.aggregate import expected_indices, image_hits
 from reproscope.datasets import materialise, read_labels
 from reproscope.errors import InputError, InputErrors
+from reproscope.jobs import standalone_accuracy_job
 from reproscope.manifest import read_label_list
 from reproscope.preprocess import build_cache, spec_of
 from tests.tinystudy import REPO
@@ -153,7 +154,6 @@ def onnx_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def accuracy_job(index: dict, model: Path, work: Path) -> tuple[np.ndarray, dict]:
     """The accuracy job of the ONNX manifest on a dataset index: logits and the record."""
     from reproscope.infer import run_job
-    from reproscope.tensorize import tensor_spec
 
     spec = spec_of(yaml.safe_load(MANIFEST.read_text())["inputs"])
     paths = [Path(index["root"]) / f for f in index["files"]]
@@ -161,27 +161,16 @@ def accuracy_job(index: dict, model: Path, work: Path) -> tuple[np.ndarray, dict
     # must not copy (the preprocess rule's process forks before using either)
     build_cache(paths, spec, work / "cache", workers=1, chunk_images=16)
     (work / "lock").write_text('{"lock_sha256": "test: the current interpreter"}')
-    job = {
-        "mode": "accuracy",
-        "framework": "onnxruntime",
-        "manifest": "efficientnet-lite0-onnx",
-        "model": "efficientnet-lite0",
-        "system": "local",
-        "env": "host",
-        "device": "cpu",
-        "threads": 2,
-        "artifact": str(model),
-        "inputs": str(work / "cache" / "cache.json"),
-        "tensor": tensor_spec(spec),
-        "env_lock": str(work / "lock"),
-        "architecture": None,
-        "unsafe_pickle": False,
-        "top_k": 5,
-        "batch_size": 10,
-        "logits_out": str(work / "logits.npy"),
-        "topk_out": str(work / "topk.npy"),
-        "result_out": str(work / "accuracy.json"),
-    }
+    job = standalone_accuracy_job(
+        yaml.safe_load(MANIFEST.read_text()),
+        str(model),
+        str(work / "cache" / "cache.json"),
+        str(work),
+        str(work / "lock"),
+        threads=2,
+        batch_size=10,
+        env="host",
+    ).to_dict()
     record, _ = run_job(job)
     assert record["status"] == "ok", record["reason"]
     return np.load(work / "logits.npy"), record

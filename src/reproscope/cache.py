@@ -60,16 +60,19 @@ def write_cache(
         # rule's process has none.
         pool = multiprocessing.get_context("fork").Pool(workers, initializer=_single_threaded)
     try:
+        # One stream over every item: the workers go on with the next chunk while this
+        # process writes and hashes the last one.
+        made = (
+            pool.imap(_Timed(make), items, chunksize=8)
+            if pool
+            else (_timed(make, x) for x in items)
+        )
         for first in range(0, len(items), chunk_images):
             part = items[first : first + chunk_images]
             path = chunks_dir / f"{len(chunks):05d}.npy"
             out = np.lib.format.open_memmap(path, "w+", np.uint8, (len(part), *shape))
-            jobs = (
-                pool.imap(_Timed(make), part, chunksize=8)
-                if pool
-                else (_timed(make, x) for x in part)
-            )
-            for i, (pixels, s) in enumerate(jobs):
+            for i in range(len(part)):
+                pixels, s = next(made)
                 out[i] = pixels
                 seconds.append(s)
             out.flush()

@@ -3,17 +3,24 @@ then search again from the fixed manifest, so that several mis-stated fields are
 
 Round 1 is the single-field ranking (reproscope.ablation.rank_diagnosis over the
 `diagnose:` variants the workflow runs as ordinary jobs). Each later round applies every
-fix so far and tries again the candidates that closed part of the gap in the round before
-(a field that made things worse alone is not retried: this keeps each round to a few
-accuracy passes, at the price of missing a field that only helps after another fix).
-The search stops when the claim is met within its tolerance, no candidate closes more of
-the gap, or after max_rounds.
+fix so far and tries again each field with a candidate that did not move the top-1 away
+from the claim by more than the claim's tolerance in the round before. A change within
+the tolerance is no evidence that the stated value is right: a field may only help once
+another is fixed (a crop on top of the wrong resize), or its effect may not show on a
+small set. Fields that clearly made things worse are not retried, which keeps a round to
+a few accuracy passes.
+
+The search goes on while a candidate closes part of the remaining gap, also inside the
+tolerance (the tolerance decides whether the claim is reproduced, not which fields are
+wrong; a fix found there is marked in_tolerance), and stops when the gap is closed, no
+candidate closes more of it, or after max_rounds.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +31,7 @@ import pandas as pd
 from reproscope.ablation import apply_overrides, diagnosis_candidates, field_of
 from reproscope.aggregate import image_hits
 from reproscope.cache import INDEX
+from reproscope.layout import cache_chunks
 from reproscope.preprocess import build_cache, geometric_spec, spec_hash, spec_of
 from reproscope.tensorize import tensor_spec
 
@@ -47,14 +55,14 @@ def greedy_diagnosis(
     """
     rows = []
     current, data, fixed = measured_top1, base, []
+    retry: set[str] = set()
     tried = round1.assign(overrides=round1["overrides"].map(_as_dict))
     for round_no in range(1, max_rounds + 1):
         if round_no > 1:
-            helped = set(tried["field"])
             named = {
                 name: overrides
                 for name, overrides in diagnosis_candidates(data).items()
-                if field_of(overrides) in helped and field_of(overrides) not in fixed
+                if field_of(overrides) in retry and field_of(overrides) not in fixed
             }
             if not named:
                 break
@@ -71,10 +79,11 @@ def greedy_diagnosis(
             round=round_no,
             fixed=" + ".join(fixed),
             start_top1=current,
+            in_tolerance=gap <= tolerance,
             gap_closed=gap - (tried["top1"] - claimed_top1).abs(),
         ).sort_values(["gap_closed", "variant"], ascending=[False, True], ignore_index=True)
         best = tried.iloc[0]
-        improves = gap > tolerance and best["gap_closed"] > 0
+        improves = gap > 0 and best["gap_closed"] > 0
         tried["chosen"] = [improves and i == 0 for i in range(len(tried))]
         rows.append(tried)
         if not improves:
@@ -82,9 +91,7 @@ def greedy_diagnosis(
         fixed.append(best["field"])
         data = apply_overrides(data, best["overrides"])
         current = float(best["top1"])
-        tried = tried[tried["gap_closed"] > 0]
-        if abs(current - claimed_top1) <= tolerance:
-            break
+        retry = set(tried.loc[tried["gap_closed"] >= -tolerance, "field"])
     table = pd.concat(rows, ignore_index=True)
     table["overrides"] = table["overrides"].map(lambda o: json.dumps(o, sort_keys=True))
     return table
@@ -108,7 +115,8 @@ def accuracy_evaluator(
     """Top-1 of manifest variants, each by the accuracy job (`python -m reproscope.infer`
     in the base's environment, from job, the base's accuracy job; diagnosis candidates
     never change the architecture, so job's stands) on a geometric cache:
-    the study's own under caches/<spec hash> when it exists, else one built under work."""
+    the study's own under caches/<spec hash> when its chunks exist, else one built under
+    work and removed after the candidate's pass."""
 
     def evaluate(variants: dict[str, dict[str, Any]]) -> dict[str, float]:
         scores = {}
@@ -116,11 +124,12 @@ def accuracy_evaluator(
             spec = spec_of(data["inputs"])
             key = spec_hash(geometric_spec(data["inputs"]))
             cache = caches / key / INDEX
-            if not cache.is_file():
-                cache = work / "caches" / key / INDEX
-                if not cache.is_file():
-                    paths = [Path(index["root"]) / f for f in index["files"]]
-                    build_cache(paths, spec, cache.parent, workers=workers)
+            built = None
+            # absent, or its chunks removed once the variants that read them were done
+            if not Path(cache_chunks(str(cache))).is_dir():
+                built = cache = work / "caches" / key / INDEX
+                paths = [Path(index["root"]) / f for f in index["files"]]
+                build_cache(paths, spec, cache.parent, workers=workers)
             out = work / "runs" / name
             out.mkdir(parents=True, exist_ok=True)
             variant_job = {
@@ -141,6 +150,8 @@ def accuracy_evaluator(
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
+            if built is not None:  # one candidate's pixels on disk at a time
+                shutil.rmtree(built.parent)
             record = json.loads((out / "accuracy.json").read_text())
             if record["status"] != "ok":
                 scores[name] = float("nan")

@@ -144,6 +144,43 @@ def tensor_of(study: Study, name: str) -> dict[str, Any]:
     return tensor_spec(spec_of(study.manifest(name).inputs))
 
 
+def standalone_accuracy_job(
+    manifest: dict[str, Any],
+    artifact: str,
+    inputs: str,
+    out_dir: str,
+    env_lock: str,
+    threads: int,
+    batch_size: int,
+    env: str = "current",
+) -> InferenceJob:
+    """The accuracy pass of a manifest (its data) outside a study, as benchmarks and tests
+    run it: on a given geometric cache, on the CPU, with its outputs under out_dir."""
+    from reproscope.tensorize import tensor_spec
+
+    return InferenceJob(
+        mode="accuracy",
+        framework=manifest["framework"]["name"],
+        manifest=manifest["name"],
+        model=manifest["model"],
+        system="local",
+        env=env,
+        device="cpu",
+        threads=threads,
+        artifact=artifact,
+        inputs=inputs,
+        tensor=tensor_spec(manifest["inputs"]),
+        env_lock=env_lock,
+        architecture=None,
+        unsafe_pickle=False,
+        top_k=manifest["outputs"]["top_k"],
+        batch_size=batch_size,
+        logits_out=f"{out_dir}/logits.npy",
+        topk_out=f"{out_dir}/topk.npy",
+        result_out=f"{out_dir}/accuracy.json",
+    )
+
+
 def inference_job(
     study: Study,
     mode: str,

@@ -750,6 +750,17 @@ def job_table(study: Study, gpu_present: bool) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def variant_only_caches(jobs: pd.DataFrame) -> set[str]:
+    """Geometric caches (by spec hash) that only ablation and diagnosis variants read.
+    Their chunks are removed once those jobs are done (the greedy diagnosis rebuilds what
+    it needs one spec at a time), so a study keeps the pixels of its models only: each
+    spec is 150 KB per image at 224 px."""
+    if not len(jobs):
+        return set()
+    of_models = set(jobs.loc[jobs["kind"] == "study", "preprocess"])
+    return set(jobs["preprocess"]) - of_models
+
+
 def timing_points(settings: dict[str, Any]) -> list[tuple[str, int]]:
     """(scenario, batch size) pairs. FixedBatch: every batch size. LoadGen's scenarios: the
     samples a query carries (SingleStream 1, MultiStream 8) or the SUT's batch (Offline: the
