@@ -67,6 +67,8 @@ class SampleLibrary:
             self.resident.pop(i, None)
 
     def batch(self, indices: list[int]) -> np.ndarray:
+        if len(indices) == 1:  # a view: a one-sample query pays no copy the bare call skips
+            return self.resident[indices[0]][None]
         return np.stack([self.resident[i] for i in indices])
 
 
