@@ -203,6 +203,17 @@ def latency_results():
 
 
 LATENCY_RESULTS = latency_results()
+# The rounds' folders (one per system and round): what consumers of timing results declare.
+ROUND_DIRS = (
+    sorted(
+        {
+            layout.round_dir(r.system, int(r.repeat))
+            for r in JOBS[JOBS["mode"] == "latency"].itertuples()
+        }
+    )
+    if len(JOBS)
+    else []
+)
 VARIANT_RESULTS = variant_results()
 
 
@@ -284,18 +295,6 @@ def round_runtime(system):
     return round_runtime_minutes(study.settings, len(timing_configs(system)))
 
 
-def round_results(system, repeat):
-    """The results one round writes; repeat may be the wildcard "{repeat}"."""
-    rows = JOBS[(JOBS["mode"] == "latency") & (JOBS["system"] == system)]
-    rows = rows[rows["repeat"] == 0]
-    return [
-        layout.latency_result(
-            system, r.manifest, r.env, r.device, r.scenario, int(r.batch_size), repeat
-        )
-        for r in rows.itertuples()
-    ]
-
-
 def round_inputs(system):
     """What every configuration of a round reads, and the previous round's results."""
 
@@ -307,7 +306,7 @@ def round_inputs(system):
                 found[f"{key}_{manifest}_{env}"] = path
         repeat = int(wildcards.repeat)
         if repeat > 0:
-            found["previous_round"] = round_results(system, repeat - 1)
+            found["previous_round"] = layout.round_dir(system, repeat - 1)
         return found
 
     return inputs
