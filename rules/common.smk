@@ -1,4 +1,5 @@
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -158,22 +159,22 @@ for _mode in jobs.MODE_SETTINGS:
     write_if_changed(layout.settings_stamp(_mode), jobs.mode_settings(study, _mode))
 
 
+def table_rows(rows, *columns):
+    """The values of columns of job-table rows, row by row (each pandas column read whole:
+    itertuples reads a string column one element at a time)."""
+    return zip(*(rows[c].tolist() for c in columns)) if len(rows) else iter(())
+
+
 def _results(rows):
+    columns = ("mode", "system", "manifest", "env", "device")
+    point = ("scenario", "batch_size", "repeat")
     return [
         (
-            layout.accuracy_result(r.system, r.manifest, r.env, r.device)
-            if r.mode == "accuracy"
-            else layout.latency_result(
-                r.system,
-                r.manifest,
-                r.env,
-                r.device,
-                r.scenario,
-                int(r.batch_size),
-                int(r.repeat),
-            )
+            layout.accuracy_result(*where)
+            if mode == "accuracy"
+            else layout.latency_result(*where, scenario, int(bs), int(repeat))
         )
-        for r in rows.itertuples()
+        for mode, *where, scenario, bs, repeat in table_rows(rows, *columns, *point)
     ]
 
 
@@ -204,15 +205,12 @@ def latency_results():
 
 LATENCY_RESULTS = latency_results()
 # The rounds' folders (one per system and round): what consumers of timing results declare.
-ROUND_DIRS = (
-    sorted(
-        {
-            layout.round_dir(r.system, int(r.repeat))
-            for r in JOBS[JOBS["mode"] == "latency"].itertuples()
-        }
-    )
-    if len(JOBS)
-    else []
+LATENCY_ROWS = JOBS[JOBS["mode"] == "latency"] if len(JOBS) else JOBS
+ROUND_DIRS = sorted(
+    {
+        layout.round_dir(system, int(repeat))
+        for system, repeat in table_rows(LATENCY_ROWS, "system", "repeat")
+    }
 )
 VARIANT_RESULTS = variant_results()
 
@@ -275,19 +273,18 @@ def inference_inputs(mode):
 # Timing is measured in rounds (reproscope.rounds): one job per system and round runs every
 # configuration of that system once, each in its own environment's python; round r needs
 # round r-1's results, so rounds never overlap.
-TIMED_SYSTEMS = (
-    sorted(set(JOBS[JOBS["mode"] == "latency"]["system"])) if len(JOBS) else []
-)
+TIMED_SYSTEMS = sorted(set(LATENCY_ROWS["system"])) if len(LATENCY_ROWS) else []
 ROUNDS_SHELL = (
     'PYTHONPATH="$REPROSCOPE_SRC" {params.python} -m reproscope.rounds {params.plan:q} '
     "> {log} 2>&1"
 )
 
 
+@functools.cache
 def timing_configs(system):
     """(manifest, env, device) of every configuration timed on a system."""
-    rows = JOBS[(JOBS["mode"] == "latency") & (JOBS["system"] == system)]
-    return sorted({(r.manifest, r.env, r.device) for r in rows.itertuples()})
+    rows = LATENCY_ROWS[LATENCY_ROWS["system"] == system]
+    return sorted(set(table_rows(rows, "manifest", "env", "device")))
 
 
 def round_runtime(system):
