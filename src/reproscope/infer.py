@@ -341,6 +341,7 @@ def run_job(
 
 
 def write_record(record: dict[str, Any], out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)  # a point's folder inside its round's
     tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps(record, indent=1, sort_keys=True, default=str))
     os.replace(tmp, out)
