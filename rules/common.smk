@@ -292,15 +292,23 @@ def round_runtime(system):
     return round_runtime_minutes(study.settings, len(timing_configs(system)))
 
 
+@functools.cache
+def configuration_inputs(system):
+    """What the configurations of a system's rounds read, each file once (they share
+    their environments' locks and the settings and code stamps)."""
+    found = {}
+    for manifest, env, device in timing_configs(system):
+        wc = SimpleNamespace(manifest=manifest, env=env)
+        for key, path in inference_inputs("latency")(wc).items():
+            found.setdefault(path, f"{key}_{manifest}_{env}")
+    return {key: path for path, key in found.items()}
+
+
 def round_inputs(system):
     """What every configuration of a round reads, and the previous round's results."""
 
     def inputs(wildcards):
-        found = {}
-        for manifest, env, device in timing_configs(system):
-            wc = SimpleNamespace(manifest=manifest, env=env)
-            for key, path in inference_inputs("latency")(wc).items():
-                found[f"{key}_{manifest}_{env}"] = path
+        found = dict(configuration_inputs(system))
         repeat = int(wildcards.repeat)
         if repeat > 0:
             found["previous_round"] = layout.round_dir(system, repeat - 1)
