@@ -1,17 +1,21 @@
-"""How long Snakemake takes to plan a large study, against a bare workflow of the same size.
+"""How long Snakemake takes to plan a large study, against a bare workflow of the same DAG.
 
-    python benchmarks/scale_dag.py [--models 300] [--repeats 3] [--keep]
+    python benchmarks/scale_dag.py [--models 300] [--repeats 3] [--keep] [--with-slurm]
 
+0. Hides SLURM's clients (sinfo, squeue, sbatch, ...) from PATH unless --with-slurm: with
+   sinfo present and no controller answering, Snakemake's SLURM executor plugin stalls
+   probing it, which is not the cost of planning. Prints whether sinfo is on PATH.
 1. Generates a study (tests/scalegen.py) in a temporary directory: --models tiny models in
    pytorch, onnxruntime and tensorflow (3 x models manifests), batch sizes 1..128 (8),
+   the default study's timing shape (FixedBatch, SingleStream, Server, Offline; 3 rounds),
    cpu, environment host, a generated synthetic-colours dataset. --models 300 gives
-   7,200 latency and 900 accuracy jobs.
-2. Times `snakemake -n --quiet` on it --repeats times (median; wall and CPU seconds).
-3. Generates a bare Snakefile with the same number of jobs in the same shape (per-model
-   preparation jobs, one wildcard rule for the inference-like jobs, an aggregate rule,
-   a final rule; static patterns, no input functions, params or conda) and times it the
-   same way. Prints both and their ratio. Also times a one-job workflow: the fixed cost
-   of starting Snakemake on this machine (imports, executor plugins probing SLURM).
+   2,409 jobs: 900 accuracy jobs, 3 round jobs measuring 29,700 timing points, and the
+   fetch, conversion, preprocessing and operation-count jobs before them.
+2. Generates a bare Snakefile of the same DAG (the same rules, jobs, files and fan-in,
+   static patterns and `touch` commands: no reproscope code, params or conda; asserted to
+   plan as many jobs) and a one-job Snakefile (the fixed cost of starting Snakemake).
+3. Times `snakemake -n --quiet` of the three, interleaved (study, bare, 1-job, study, ...)
+   --repeats times: median [min-max] of wall and CPU (user+sys) seconds, and the ratios.
 4. The one-manifest check: creates every output of the study (empty files; nothing is
    executed) and runs `snakemake --touch --forceall`, which touches them in DAG order and
    records Snakemake's metadata (params, input sets, code) as if the jobs had run (without
@@ -20,16 +24,18 @@
    input is missing, it re-runs them because their recorded input set or params
    changed, and that is what reruns the edited manifest's jobs). Then it edits one
    manifest's inputs.resize.method and dry-runs again, and checks that only that
-   manifest's preprocessing and inference jobs, plus aggregate, plot and all, are planned.
+   manifest's preprocessing and accuracy jobs, its system's rounds (a round measures every
+   configuration), aggregate, plot, system_ranking and all are planned.
    Snakemake's touch executor sleeps 0.1 s per job (for coarse file-system clocks); with
    ~10,000 jobs that is 16 minutes, so the touch run sets that sleep to 0 (this file
    system has nanosecond mtimes, and Snakemake compares mtimes strictly).
 
-Cost: the --touch run takes ~1 min at --models 100 (3,205 jobs) but over 15 min at
---models 300 (9,605 jobs; Snakemake's touch/metadata path grows faster than linearly),
-so time the full size with --skip-check and run the check at --models 100.
+Cost: the --touch run grows faster than linearly with the jobs (Snakemake's touch and
+metadata path), so time the full size with --skip-check and run the check at a smaller
+--models.
 
-Exit status 1 when the one-manifest check fails (or --limit is exceeded, if given).
+Exit status 1 when the one-manifest check fails (or the study's median CPU s exceeds
+--limit, if given).
 """
 
 from __future__ import annotations
@@ -47,7 +53,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "src"))
 
+from reproscope import layout  # noqa: E402
 from tests import scalegen  # noqa: E402
 
 SNAKEFILE = REPO / "Snakefile"
@@ -308,14 +316,24 @@ def outputs_of(dry_run_stdout: str) -> list[str]:
     return files
 
 
+def is_folder_output(path: str) -> bool:
+    """A directory() output of the study: a cache's chunk folder or a round's folder."""
+    if path == layout.cache_chunks(str(Path(path).with_name("cache.json"))):
+        return True
+    return re.fullmatch(layout.round_dir(r"[^/]+", r"\d+"), path) is not None
+
+
 def one_manifest_check(root: Path, dry_run_stdout: str, name: str) -> tuple[bool, dict]:
     """Touch the whole study 'complete', edit name's preprocessing, dry-run again."""
     outputs = outputs_of(dry_run_stdout)
     for f in outputs:
         path = root / f
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch()
-    print(f"  created {len(outputs)} output files (empty); snakemake --touch ...", flush=True)
+        if is_folder_output(f):
+            path.mkdir(parents=True, exist_ok=True)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch()
+    print(f"  created {len(outputs)} outputs (empty); snakemake --touch ...", flush=True)
     # python -c CODE ARGS...: the CLI reads ARGS (the command line minus 'python -m snakemake')
     cli_args = snakemake(SNAKEFILE, root, "--touch", "--forceall")[3:]
     touch = [sys.executable, "-c", TOUCH_WITHOUT_SLEEP, *cli_args]
