@@ -323,7 +323,9 @@ def is_folder_output(path: str) -> bool:
     return re.fullmatch(layout.round_dir(r"[^/]+", r"\d+"), path) is not None
 
 
-def one_manifest_check(root: Path, dry_run_stdout: str, name: str) -> tuple[bool, dict]:
+def one_manifest_check(
+    snakefile: Path, root: Path, dry_run_stdout: str, name: str
+) -> tuple[bool, dict]:
     """Touch the whole study 'complete', edit name's preprocessing, dry-run again."""
     outputs = outputs_of(dry_run_stdout)
     for f in outputs:
@@ -335,18 +337,18 @@ def one_manifest_check(root: Path, dry_run_stdout: str, name: str) -> tuple[bool
             path.touch()
     print(f"  created {len(outputs)} outputs (empty); snakemake --touch ...", flush=True)
     # python -c CODE ARGS...: the CLI reads ARGS (the command line minus 'python -m snakemake')
-    cli_args = snakemake(SNAKEFILE, root, "--touch", "--forceall")[3:]
+    cli_args = snakemake(snakefile, root, "--touch", "--forceall")[3:]
     touch = [sys.executable, "-c", TOUCH_WITHOUT_SLEEP, *cli_args]
     wall, _, _ = run(touch, root)
     print(f"  --touch took {wall:.1f} s", flush=True)
-    _, _, after = run(snakemake(SNAKEFILE, root, "-n"), root)
+    _, _, after = run(snakemake(snakefile, root, "-n"), root)
     complete = job_stats(after.stdout) if "Job stats:" in after.stdout else {}
     if complete:
         print(f"  after --touch, a dry run still plans {complete}")
         return False, complete
     print("  after --touch: nothing to be done")
     scalegen.edit_preprocessing(root, name)
-    _, _, result = run(snakemake(SNAKEFILE, root, "-n"), root)
+    _, _, result = run(snakemake(snakefile, root, "-n"), root)
     planned = job_stats(result.stdout)
     jobs = re.findall(r"^rule (\w+):\n((?:    .*\n)+)", result.stdout, re.M)
     # A round measures every configuration of its system, so it is nobody's stranger.
@@ -379,6 +381,12 @@ def main() -> int:
     parser.add_argument("--skip-check", action="store_true", help="no one-manifest check")
     parser.add_argument("--limit", type=float, help="fail if the study's median CPU s > this")
     parser.add_argument(
+        "--snakefile",
+        type=Path,
+        default=SNAKEFILE,
+        help="the study's Snakefile (another checkout's, to compare; default this one's)",
+    )
+    parser.add_argument(
         "--with-slurm", action="store_true", help="leave SLURM's clients (sinfo...) on PATH"
     )
     args = parser.parse_args()
@@ -400,7 +408,7 @@ def main() -> int:
         )
 
         # One plain dry run of each: the job counts, and (for the check) every output path.
-        _, _, first = run(snakemake(SNAKEFILE, root, "-n"), root)
+        _, _, first = run(snakemake(args.snakefile, root, "-n"), root)
         stats = job_stats(first.stdout)
         total = sum(stats.values())
         rounds = sum(n for rule, n in stats.items() if rule.startswith("latency_round_"))
@@ -417,7 +425,7 @@ def main() -> int:
         (one / "Snakefile").write_text('rule all:\n    output: "x"\n    shell: "touch {output}"\n')
         times = interleaved(
             {
-                "study": (snakemake(SNAKEFILE, root, "-n", "--quiet"), root),
+                "study": (snakemake(args.snakefile, root, "-n", "--quiet"), root),
                 "bare": (snakemake(bare, bare.parent, "-n", "--quiet", config=False), bare.parent),
                 "1-job": (snakemake(one / "Snakefile", one, "-n", "--quiet", config=False), one),
             },
@@ -447,7 +455,7 @@ def main() -> int:
             print()
             name = scalegen.manifest_names(args.models)[min(7, args.models - 1) * 3]
             print(f"one-manifest check: edit {name}: inputs.resize.method", flush=True)
-            ok, planned = one_manifest_check(root, first.stdout, name)
+            ok, planned = one_manifest_check(args.snakefile, root, first.stdout, name)
             print(f"  planned after the edit: {sum(planned.values())} jobs {planned}")
             print("  OK: only that manifest's jobs" if ok else "  FAIL: unexpected jobs")
             status = status or (0 if ok else 1)
