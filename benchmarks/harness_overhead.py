@@ -287,8 +287,7 @@ def real_job(framework: str, tmp: Path) -> dict[str, Any]:
     write_cache(range(4), pixels.__getitem__, (224, 224, 3), cache_dir / "chunks", inputs)
     layout = "NHWC" if framework == "tensorflow" else "NCHW"
     norm = {"scale": 1.0, "mean": [127.0] * 3, "std": [128.0] * 3, "arithmetic": "float32"}
-    env_lock = tmp / "env.lock"
-    env_lock.write_text("benchmark: not a real lock\n")
+    env_lock = tmp / "lock.json"  # never written: the job records no environment identity
     result = tmp / f"result-{framework}.json"
     job = {
         "mode": "latency",

@@ -87,3 +87,16 @@ def test_bad_input_is_refused() -> None:
         ratio_ci([1.0, 2.0], [1.0])
     with pytest.raises(ValueError, match="positive"):
         log_mean_ci([1.0, 0.0])
+
+
+def test_a_study_without_accuracy_or_timing_jobs_gets_headers() -> None:
+    """A timing-only study (every system `accuracy: false`) has no accuracy results, an
+    accuracy-only one no timing results: their tables are headers, not a crash."""
+    from reproscope.aggregate import accuracy_table, agreement_table, runs_table
+
+    index = {"dataset": "d", "content_digest": "sha256:0"}
+    accuracy = accuracy_table([], index, {})
+    runs = runs_table([], [])
+    assert accuracy.empty and {"model", "system", "top1"} <= set(accuracy.columns)
+    assert runs.empty and {"model", "system", "scenario", "repeat"} <= set(runs.columns)
+    assert agreement_table([]).empty

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from reproscope.flops import onnx_flops, peak_gflops
@@ -156,3 +157,23 @@ def test_fixed_batch_dim_is_not_rescaled(tmp_path: Path) -> None:
     assert onnx_flops(path, batch_size=1)["flops"] == 10
     with pytest.raises(ValueError, match="fixed leading dim 1"):
         onnx_flops(path, batch_size=4)
+
+
+def test_onnx_matmul_model_multiplies_and_gives_a_peak() -> None:
+    """The hand-serialised MatMul graph is a valid ONNX model computing A @ B, and the ONNX
+    Runtime runner's peak comes from it, at its own thread count."""
+    ort = pytest.importorskip("onnxruntime")
+    from reproscope.peak import measure_peak_gflops, onnx_matmul_model
+    from reproscope.runners.onnx_runner import OnnxRunner
+
+    session = ort.InferenceSession(onnx_matmul_model(n=3), providers=["CPUExecutionProvider"])
+    a = np.arange(9, dtype=np.float32).reshape(3, 3)
+    b = np.eye(3, dtype=np.float32)[::-1].copy()
+    np.testing.assert_array_equal(session.run(None, {"A": a, "B": b})[0], a @ b)
+
+    runner = OnnxRunner()
+    runner.session = session
+    runner.options.intra_op_num_threads = 1
+    peak = measure_peak_gflops(runner.gemm(), repeats=2)
+    assert peak["peak_gflops"] > 0
+    assert "onnxruntime MatMul session" in peak["method"]

@@ -12,9 +12,11 @@ import pytest
 from reproscope.loadgen_harness import (
     SampleLibrary,
     ServerPolicy,
+    early_stopping_queries,
     find_peak_server_rate,
     queries_short,
     run_loadgen,
+    server_trial_spec,
 )
 
 lg = pytest.importorskip("mlperf_loadgen")
@@ -183,3 +185,24 @@ def test_too_few_queries_for_early_stopping_is_not_a_latency_failure(tmp_path: P
     assert longer["validity"] == "VALID", longer["invalid_reason"]
     slow, _, _ = run("Server", tmp_path / "slow", spec={**short, "latency_bound_ms": 0.5})
     assert slow["validity"] == "INVALID" and queries_short(slow) is None
+
+
+@pytest.mark.parametrize("percentile,queries", [(0.9, 44), (0.99, 459)])
+def test_early_stopping_minimum_is_loadgens(percentile: float, queries: int) -> None:
+    assert early_stopping_queries(percentile) == queries
+
+
+def test_a_low_server_rate_gets_the_time_its_queries_need(tmp_path: Path) -> None:
+    """At 20 q/s, 44 queries take over 2 s: with the study's 1 s cap LoadGen exits early and
+    calls a rate INVALID that its latencies pass; the trial spec lifts the cap."""
+    spec = {**SPEC, "latency_bound_ms": 100.0, "latency_percentile": 0.9, "max_duration_s": 1.0}
+    spec["min_duration_s"] = 0.1
+    needed = early_stopping_queries(0.9)
+    capped_spec = {**spec, "target_qps": 20.0, "min_queries": needed}
+    capped, _, _ = run("Server", tmp_path / "capped", spec=capped_spec)
+    assert capped["validity"] == "INVALID" and "exited early" in capped["invalid_reason"]
+    trial = server_trial_spec(spec, 20.0, needed)
+    assert trial["max_duration_s"] >= needed / 20.0
+    lifted, _, _ = run("Server", tmp_path / "lifted", spec=trial)
+    assert lifted["validity"] == "VALID", lifted["invalid_reason"]
+    assert lifted["query_count"] >= needed

@@ -275,9 +275,11 @@ def test_shipped_manifest_directory_loads() -> None:
     assert len(load_manifests(ROOT / "manifests")) == len(list((ROOT / "manifests").glob("*.yaml")))
 
 
-@pytest.mark.parametrize("config_file", ["config/config.yaml", "config/smoke.yaml"])
+@pytest.mark.parametrize(
+    "config_file", sorted(str(p.relative_to(ROOT)) for p in (ROOT / "config").glob("*.yaml"))
+)
 def test_shipped_config_loads(config_file: str, at_root: None) -> None:
     config = yaml.safe_load(Path(config_file).read_text())
-    study = load_study(config, config_file)
+    study = load_study(config, config_file, gpu_present=True)  # every job it can plan
     assert set(config["study"]["models"]) <= set(study.manifests)
     assert not study.jobs.empty

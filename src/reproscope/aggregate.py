@@ -59,11 +59,13 @@ ACCURACY_FIRST = [
 ]
 
 
-def _ordered(table: pd.DataFrame, first: list[str]) -> pd.DataFrame:
-    """The issue's columns first, in its order; provenance columns after them."""
+def _ordered(table: pd.DataFrame, first: list[str], by: list[str]) -> pd.DataFrame:
+    """The issue's columns first, in its order, provenance columns after them; rows sorted
+    by ``by``. A study without such jobs gets the header alone."""
     if table.empty:
-        return pd.DataFrame(columns=first)
-    return table[first + [c for c in table.columns if c not in first]]
+        return pd.DataFrame(columns=first + [c for c in by if c not in first])
+    ordered = table[first + [c for c in table.columns if c not in first]]
+    return ordered.sort_values(by, ignore_index=True)
 
 
 def _load(path: str | Path) -> dict[str, Any]:
@@ -178,9 +180,10 @@ def runs_table(latency_files: list[str], flops_files: list[str] = ()) -> pd.Data
             peak_method=record.get("fingerprint", {}).get("peak_method"),
         )
         rows.append(row)
-    return _ordered(pd.DataFrame(rows), RUNS_FIRST).sort_values(
-        ["model", "framework", "env", "device", "system", "scenario", "batch_size", "repeat"],
-        ignore_index=True,
+    return _ordered(
+        pd.DataFrame(rows),
+        RUNS_FIRST,
+        by=["model", "framework", "env", "device", "system", "scenario", "batch_size", "repeat"],
     )
 
 
@@ -478,8 +481,8 @@ def accuracy_table(
             if claim.get("tolerance") is not None and claim["dataset"] == index["dataset"]:
                 row["within_tolerance"] = abs(row["delta_top1"]) <= claim["tolerance"]
         rows.append(row)
-    return _ordered(pd.DataFrame(rows), ACCURACY_FIRST).sort_values(
-        ["model", "framework", "env", "device", "system"], ignore_index=True
+    return _ordered(
+        pd.DataFrame(rows), ACCURACY_FIRST, by=["model", "framework", "env", "device", "system"]
     )
 
 

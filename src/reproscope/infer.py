@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from reproscope.atomic import write_text
 from reproscope.cache import Cache, NpyWriter
 from reproscope.fetch import sha256_file
 from reproscope.fingerprint import system_fingerprint
@@ -28,9 +29,11 @@ from reproscope.loadgen_harness import (
     SERVER_ATTEMPTS,
     SampleLibrary,
     ServerPolicy,
+    early_stopping_queries,
     find_peak_server_rate,
     queries_short,
     run_loadgen,
+    server_trial_spec,
 )
 from reproscope.lockfile import env_identity
 from reproscope.noise import NOISE_THRESHOLD, NoiseMonitor, pin_cpus
@@ -183,7 +186,8 @@ def loadgen_scenario(runner: Any, inputs: np.ndarray, job: dict[str, Any]) -> di
             """One rate; a run INVALID only for too few queries for early stopping (its
             latency held) is run again with as many as LoadGen asked for: a rate is INVALID
             because of its latencies, never because it was measured too briefly."""
-            trial_spec = {**spec, "target_qps": rate}
+            needed = early_stopping_queries(spec["latency_percentile"])
+            trial_spec = server_trial_spec(spec, rate, max(spec["min_queries"], needed))
             for attempt in range(SERVER_ATTEMPTS):
                 trial_dir = log_dir / f"qps_{rate:.3f}" / f"attempt{attempt}"
                 result = run_loadgen(
@@ -192,7 +196,7 @@ def loadgen_scenario(runner: Any, inputs: np.ndarray, job: dict[str, Any]) -> di
                 more = queries_short(result)
                 if more is None:
                     break
-                trial_spec["min_queries"] = (result["query_count"] or 0) + more
+                trial_spec = server_trial_spec(spec, rate, (result["query_count"] or 0) + more)
             return result
 
         start_qps = policy.workers * 1e3 / expected / 4  # half the measured service rate
@@ -320,7 +324,7 @@ def run_job(
         fingerprint = record["fingerprint"]
         if job["mode"] == "latency" and "peak_gflops" not in fingerprint:
             # After load: the runner has set the framework's thread count.
-            peak = measure_peak_gflops(job["framework"])
+            peak = measure_peak_gflops(runner.gemm())
             fingerprint.update(peak_gflops=peak["peak_gflops"], peak_method=peak["method"])
         if job["mode"] == "accuracy":
             record["metrics"] = accuracy_pass(runner, cache, job["tensor"], job)
@@ -342,9 +346,7 @@ def run_job(
 
 def write_record(record: dict[str, Any], out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)  # a point's folder inside its round's
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=1, sort_keys=True, default=str))
-    os.replace(tmp, out)
+    write_text(out, json.dumps(record, indent=1, sort_keys=True, default=str))
 
 
 def estimated_point_s(record: dict[str, Any], batch_size: int, job: dict[str, Any]) -> float:

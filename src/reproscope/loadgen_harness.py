@@ -21,6 +21,7 @@ How the SUT serves queries (stated in every result as ``sut``):
 from __future__ import annotations
 
 import json
+import math
 import queue
 import re
 import threading
@@ -318,6 +319,25 @@ def queries_short(result: dict[str, Any]) -> int | None:
 
 
 _MORE_QUERIES = re.compile(r"at least (\d+) more queries")
+EARLY_STOPPING_CONFIDENCE = 0.99  # LoadGen's
+
+
+def early_stopping_queries(percentile: float) -> int:
+    """The fewest queries with which LoadGen's early stopping can pass a latency percentile:
+    n with percentile**n <= 1 - 0.99 (44 for p90, 459 for p99), when none is over the bound."""
+    return math.ceil(math.log(1 - EARLY_STOPPING_CONFIDENCE) / math.log(percentile) - 1e-9)
+
+
+def server_trial_spec(spec: dict[str, Any], rate: float, min_queries: int) -> dict[str, Any]:
+    """A Server run at ``rate`` that can issue ``min_queries`` before its time cap: LoadGen
+    ends a run at max_duration even short of min_queries ("exited early"), which would make
+    a low rate INVALID for lack of time, not for its latencies."""
+    return {
+        **spec,
+        "target_qps": rate,
+        "min_queries": min_queries,
+        "max_duration_s": max(spec["max_duration_s"], 1.25 * min_queries / rate + 1.0),
+    }
 #: The Server search's cap on rates tried, and on runs of one rate (see queries_short).
 SERVER_MAX_TRIALS = 24
 SERVER_ATTEMPTS = 3

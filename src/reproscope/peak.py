@@ -1,6 +1,8 @@
-"""The practical float32 peak of this machine: a calibrated large GEMM through the
-framework's own matrix multiply (PyTorch: torch.mm; TensorFlow: tf.linalg.matmul; ONNX
-Runtime, which runs no operator outside a graph: numpy's BLAS), at the job's thread count.
+"""The practical float32 peak of a runner: a calibrated large GEMM through the framework's
+own matrix multiply, on the job's device and at its thread count (PyTorch: torch.mm;
+TensorFlow: tf.linalg.matmul; ONNX Runtime: a one-node MatMul graph in a session with the
+model's options and providers), so that ``achieved / peak`` compares a model with the same
+kernels' library at their best.
 
 Env-side. The theoretical peak needs a maximum clock frequency that VMs do not expose;
 this is what the machine actually delivers, so ``achieved / peak`` is a fraction of a
@@ -18,26 +20,62 @@ import numpy as np
 
 GEMM_N = 1024
 MIN_TIMING_S = 0.1
+ONNX_FLOAT = 1  # TensorProto.FLOAT
 
 
-def _matmul(framework: str) -> tuple[Callable[[], Any], str]:
-    a = np.random.default_rng(0).random((GEMM_N, GEMM_N), dtype=np.float32)
-    if framework == "pytorch":
-        import torch
+def gemm_operand() -> np.ndarray:
+    return np.random.default_rng(0).random((GEMM_N, GEMM_N), dtype=np.float32)
 
-        ta = torch.from_numpy(a)
-        return (lambda: torch.mm(ta, ta)), f"torch.mm {torch.__version__}"
-    if framework == "tensorflow":
-        import tensorflow as tf
 
-        ta = tf.constant(a)
-        return (lambda: tf.linalg.matmul(ta, ta).numpy()), f"tf.linalg.matmul {tf.__version__}"
+def _field(number: int, payload: bytes | int) -> bytes:
+    """One protobuf field: a varint (wire type 0) or length-delimited bytes (wire type 2)."""
+    if isinstance(payload, int):
+        return _varint(number << 3) + _varint(payload)
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def onnx_matmul_model(n: int = GEMM_N, opset: int = 13) -> bytes:
+    """A serialised ONNX ModelProto computing C = A @ B for float32 A, B of shape (n, n).
+
+    Written field by field (onnx.proto numbering) so that an ONNX Runtime environment
+    needs no `onnx` package to measure its peak.
+    """
+    dims = _field(1, _field(1, n)) * 2  # TensorShapeProto.dim { dim_value }
+    tensor = _field(1, _field(1, ONNX_FLOAT) + _field(2, dims))  # TypeProto.tensor_type
+
+    def value(name: str) -> bytes:  # ValueInfoProto { name, type }
+        return _field(1, name.encode()) + _field(2, tensor)
+
+    node = _field(1, b"A") + _field(1, b"B") + _field(2, b"C") + _field(4, b"MatMul")
+    graph = (
+        _field(1, node)
+        + _field(2, b"gemm")
+        + _field(11, value("A"))
+        + _field(11, value("B"))
+        + _field(12, value("C"))
+    )
+    opset_import = _field(2, opset)  # OperatorSetIdProto { version }, default domain
+    return _field(1, 8) + _field(7, graph) + _field(8, opset_import)  # IR version 8
+
+
+def numpy_gemm() -> tuple[Callable[[], Any], str]:
+    a = gemm_operand()
     return (lambda: a @ a), f"numpy.matmul {np.__version__}"
 
 
-def measure_peak_gflops(framework: str, repeats: int = 5) -> dict[str, Any]:
-    """``{"peak_gflops", "method"}`` for float32 GEMM at the current thread settings."""
-    product, how = _matmul(framework)
+def measure_peak_gflops(gemm: tuple[Callable[[], Any], str], repeats: int = 5) -> dict[str, Any]:
+    """``{"peak_gflops", "method"}`` of a runner's ``gemm()``: a (product, description) pair
+    whose product multiplies two GEMM_N x GEMM_N float32 matrices and waits for the result."""
+    product, how = gemm
     product()  # first call: allocation, thread pool start
     flops = 2.0 * GEMM_N**3
     count = 1

@@ -9,12 +9,12 @@ hashes differ is stale and no table is written from it.
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reproscope import jobs
+from reproscope.atomic import write_text
 from reproscope.cache import Cache
 from reproscope.errors import InputError, InputErrors
 from reproscope.fetch import sha256_file
@@ -132,7 +132,5 @@ def write_if_changed(path: str, content: dict[str, Any]) -> bool:
             return False
     except FileNotFoundError:
         target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, target)
+    write_text(target, text)
     return True

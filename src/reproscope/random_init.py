@@ -11,12 +11,13 @@ real compute graph for timing. Env-side: `python -m reproscope.random_init '{jso
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from reproscope.atomic import replacing
 
 ONES = ("gamma", "moving_variance", "running_var")
 ZEROS = ("bias", "beta", "moving_mean", "running_mean", "num_batches_tracked")
@@ -76,12 +77,8 @@ def build(job: dict[str, Any], out: Path) -> None:
 def main(argv: list[str]) -> int:
     job = json.loads(argv[1])
     out = Path(job["output"])
-    tmp = out.with_name(f".tmp-{out.name}")  # keeps the suffix Keras insists on
-    try:
+    with replacing(out) as tmp:
         build(job, tmp)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     print(f"random_init seed {job['random_init']['seed']}: wrote {out}")
     return 0
 

@@ -8,11 +8,11 @@ keras-resnet50 (keras.applications.ResNet50 .keras file -> a ResNet-50 v1 state_
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
+from reproscope.atomic import replacing
 from reproscope.jobs import ConversionJob
 
 
@@ -59,12 +59,8 @@ CONVERTERS = {
 def main(argv: list[str]) -> int:
     job = ConversionJob.from_json(argv[1]).to_dict()
     out = Path(job["output"])
-    tmp = out.with_name(f".tmp-{out.name}")  # keeps the suffix Keras insists on
-    try:
+    with replacing(out) as tmp:
         CONVERTERS[job["converter"]](job, tmp)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     print(f"{job['converter']}: wrote {out}")
     return 0
 

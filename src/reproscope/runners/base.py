@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -26,6 +27,10 @@ class Runner(Protocol):
 
     def info(self) -> dict[str, Any]:
         """Framework versions and every setting that can change speed or results."""
+
+    def gemm(self) -> tuple[Callable[[], Any], str]:
+        """A float32 GEMM of reproscope.peak's size through this framework, on the loaded
+        device and settings, waiting for its result; and how it is done (for the record)."""
 
 
 def stage_ms(t0: int, t1: int, t2: int, t3: int, device: str) -> dict[str, float]:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 
+from reproscope.peak import gemm_operand, onnx_matmul_model
 from reproscope.runners.base import DeviceUnavailable, stage_ms
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
@@ -69,6 +71,15 @@ class OnnxRunner:
         out = binding.copy_outputs_to_cpu()[0]
         t3 = time.perf_counter_ns()
         return out, stage_ms(t0, t1, t2, t3, "cuda")
+
+    def gemm(self) -> tuple[Callable[[], Any], str]:
+        assert self.session is not None
+        session = ort.InferenceSession(
+            onnx_matmul_model(), self.options, providers=self.session.get_providers()
+        )
+        feed = {"A": gemm_operand(), "B": gemm_operand()}
+        how = f"onnxruntime MatMul session {ort.__version__} {session.get_providers()[0]}"
+        return (lambda: session.run(None, feed)), how
 
     def info(self) -> dict[str, Any]:
         return {

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
+from reproscope.peak import gemm_operand
 from reproscope.runners.base import DeviceUnavailable, stage_ms
 
 
@@ -60,6 +62,16 @@ class TensorflowRunner:
             out = y.numpy()
             t3 = time.perf_counter_ns()
         return out, stage_ms(t0, t1, t2, t3, device)
+
+    def gemm(self) -> tuple[Callable[[], Any], str]:
+        with tf.device(self.device_name):
+            a = tf.constant(gemm_operand())
+
+        def product() -> Any:
+            with tf.device(self.device_name):
+                return tf.linalg.matmul(a, a).numpy()  # .numpy() waits for the device
+
+        return product, f"tf.linalg.matmul {tf.__version__} {self.device_name}"
 
     def info(self) -> dict[str, Any]:
         build = tf.sysconfig.get_build_info()

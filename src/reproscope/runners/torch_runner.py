@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import numpy as np
 import torch
 
 from reproscope.entrypoints import build_architecture
+from reproscope.peak import gemm_operand
 from reproscope.runners.base import DeviceUnavailable, stage_ms
 
 
@@ -61,6 +63,16 @@ class TorchRunner:
             out = y.float().cpu().numpy()
             t3 = time.perf_counter_ns()
         return out, stage_ms(t0, t1, t2, t3, self.device)
+
+    def gemm(self) -> tuple[Callable[[], Any], str]:
+        a = torch.from_numpy(gemm_operand()).to(self.device)
+        sync = torch.cuda.synchronize if self.device == "cuda" else (lambda: None)
+
+        def product() -> None:
+            torch.mm(a, a)
+            sync()
+
+        return product, f"torch.mm {torch.__version__} {self.device}"
 
     def info(self) -> dict[str, Any]:
         info: dict[str, Any] = {
