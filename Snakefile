@@ -3,7 +3,13 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
+import gc
 import sys
+
+# Planning a big study makes several objects per file of every job. With Python's default
+# threshold (a collection every 700 new objects) the collector rescans the growing DAG
+# thousands of times (benchmarks/scale_dag.py); every 10,000 keeps the peak memory alike.
+gc.set_threshold(10_000, 10, 10)
 
 sys.path.insert(0, f"{workflow.basedir}/src")
 # The workflow profile's config check may have imported an installed reproscope (another
@@ -37,6 +43,11 @@ include: "rules/preprocess.smk"
 include: "rules/inference.smk"
 include: "rules/aggregate.smk"
 include: "rules/plot.smk"
+
+
+# What the parse made (the study, its job table) lives as long as the process: out of the
+# collector's rescans from here on.
+gc.freeze()
 
 
 rule all:

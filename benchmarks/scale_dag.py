@@ -1,17 +1,21 @@
-"""How long Snakemake takes to plan a large study, against a bare workflow of the same size.
+"""How long Snakemake takes to plan a large study, against a bare workflow of the same DAG.
 
-    python benchmarks/scale_dag.py [--models 300] [--repeats 3] [--keep]
+    python benchmarks/scale_dag.py [--models 300] [--repeats 3] [--keep] [--with-slurm]
 
+0. Hides SLURM's clients (sinfo, squeue, sbatch, ...) from PATH unless --with-slurm: with
+   sinfo present and no controller answering, Snakemake's SLURM executor plugin stalls
+   probing it, which is not the cost of planning. Prints whether sinfo is on PATH.
 1. Generates a study (tests/scalegen.py) in a temporary directory: --models tiny models in
    pytorch, onnxruntime and tensorflow (3 x models manifests), batch sizes 1..128 (8),
+   the default study's timing shape (FixedBatch, SingleStream, Server, Offline; 3 rounds),
    cpu, environment host, a generated synthetic-colours dataset. --models 300 gives
-   7,200 latency and 900 accuracy jobs.
-2. Times `snakemake -n --quiet` on it --repeats times (median; wall and CPU seconds).
-3. Generates a bare Snakefile with the same number of jobs in the same shape (per-model
-   preparation jobs, one wildcard rule for the inference-like jobs, an aggregate rule,
-   a final rule; static patterns, no input functions, params or conda) and times it the
-   same way. Prints both and their ratio. Also times a one-job workflow: the fixed cost
-   of starting Snakemake on this machine (imports, executor plugins probing SLURM).
+   2,409 jobs: 900 accuracy jobs, 3 round jobs measuring 29,700 timing points, and the
+   fetch, conversion, preprocessing and operation-count jobs before them.
+2. Generates a bare Snakefile of the same DAG (the same rules, jobs, files and fan-in,
+   static patterns and `touch` commands: no reproscope code, params or conda; asserted to
+   plan as many jobs) and a one-job Snakefile (the fixed cost of starting Snakemake).
+3. Times `snakemake -n --quiet` of the three, interleaved (study, bare, 1-job, study, ...)
+   --repeats times: median [min-max] of wall and CPU (user+sys) seconds, and the ratios.
 4. The one-manifest check: creates every output of the study (empty files; nothing is
    executed) and runs `snakemake --touch --forceall`, which touches them in DAG order and
    records Snakemake's metadata (params, input sets, code) as if the jobs had run (without
@@ -20,16 +24,18 @@
    input is missing, it re-runs them because their recorded input set or params
    changed, and that is what reruns the edited manifest's jobs). Then it edits one
    manifest's inputs.resize.method and dry-runs again, and checks that only that
-   manifest's preprocessing and inference jobs, plus aggregate, plot and all, are planned.
+   manifest's preprocessing and accuracy jobs, its system's rounds (a round measures every
+   configuration), aggregate, plot, system_ranking and all are planned.
    Snakemake's touch executor sleeps 0.1 s per job (for coarse file-system clocks); with
    ~10,000 jobs that is 16 minutes, so the touch run sets that sleep to 0 (this file
    system has nanosecond mtimes, and Snakemake compares mtimes strictly).
 
-Cost: the --touch run takes ~1 min at --models 100 (3,205 jobs) but over 15 min at
---models 300 (9,605 jobs; Snakemake's touch/metadata path grows faster than linearly),
-so time the full size with --skip-check and run the check at --models 100.
+Cost: the --touch run grows faster than linearly with the jobs (Snakemake's touch and
+metadata path), so time the full size with --skip-check and run the check at a smaller
+--models.
 
-Exit status 1 when the one-manifest check fails (or --limit is exceeded, if given).
+Exit status 1 when the one-manifest check fails (or the study's median CPU s exceeds
+--limit, if given).
 """
 
 from __future__ import annotations
@@ -47,10 +53,15 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "src"))
 
+from reproscope import layout  # noqa: E402
 from tests import scalegen  # noqa: E402
 
 SNAKEFILE = REPO / "Snakefile"
+SLURM_TOOLS = frozenset(
+    "sinfo squeue sbatch scontrol srun salloc scancel sacct sacctmgr sstat".split()
+)
 TOUCH_WITHOUT_SLEEP = (
     "import sys, snakemake.executors.touch as t; t.Executor.SLEEPING_TIME = 0; "
     "from snakemake.cli import main; sys.argv[0] = 'snakemake'; main()"
@@ -88,71 +99,207 @@ def job_stats(stdout: str) -> dict[str, int]:
     }
 
 
-def timed(cmd: list[str], cwd: Path, repeats: int, label: str) -> tuple[float, float]:
-    walls, cpus = [], []
+def slurm_free_path(path: str, tmp: Path) -> str:
+    """PATH with every folder that holds a SLURM client replaced by a folder of links to
+    its other programs: with sinfo present but no controller, Snakemake's SLURM executor
+    plugin stalls probing it, and that is not the cost of planning."""
+    folders = []
+    for i, folder in enumerate(path.split(os.pathsep)):
+        if not folder or not any((Path(folder) / t).exists() for t in SLURM_TOOLS):
+            folders.append(folder)
+            continue
+        shadow = tmp / f"path{i}"
+        shadow.mkdir()
+        for entry in Path(folder).iterdir():
+            if entry.name not in SLURM_TOOLS:
+                (shadow / entry.name).symlink_to(entry)
+        folders.append(str(shadow))
+    return os.pathsep.join(folders)
+
+
+def interleaved(
+    cmds: dict[str, tuple[list[str], Path]], repeats: int
+) -> dict[str, tuple[list[float], list[float]]]:
+    """Run each command once per repeat, alternating (A B A B ...), so that a drift of the
+    shared machine lands on all of them alike; (walls, CPUs) per label."""
+    times: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in cmds}
     for i in range(repeats):
-        wall, cpu, _ = run(cmd, cwd)
-        walls.append(wall)
-        cpus.append(cpu)
-        print(f"  {label} run {i + 1}: {wall:6.2f} s wall, {cpu:6.2f} s CPU", flush=True)
-    return statistics.median(walls), statistics.median(cpus)
+        for label, (cmd, cwd) in cmds.items():
+            wall, cpu, _ = run(cmd, cwd)
+            times[label][0].append(wall)
+            times[label][1].append(cpu)
+            print(f"  {label} run {i + 1}: {wall:6.2f} s wall, {cpu:6.2f} s CPU", flush=True)
+    return times
 
 
-def bare_workflow(root: Path, n_prep: int, n_work: int) -> Path:
-    """A Snakefile with n_prep + n_work + 2 jobs: prep -> work (wildcards) -> aggregate -> all."""
+def spread(values: list[float]) -> str:
+    """median [min-max]"""
+    return f"{statistics.median(values):6.2f} [{min(values):.2f}-{max(values):.2f}]"
+
+
+def bare_workflow(root: Path, n_models: int, n_rounds: int) -> Path:
+    """The study's DAG written as a plain Snakefile: the same rules with the same jobs,
+    files and fan-in (fetch, convert, preprocess with a chunk folder, accuracy reading
+    model, cache, chunks, lock and stamps, chained rounds that read every configuration's
+    inputs and write one folder each, flops, aggregate over everything, plot, ranking),
+    with static patterns and plain `touch` commands: no reproscope code, no params, no
+    conda. What Snakemake itself costs to plan a DAG of that size and shape."""
     root.mkdir(parents=True)
-    per_group = -(-n_work // n_prep)
-    work = [f"work/{i % n_prep}/{i}.txt" for i in range(n_work)]
-    (root / "targets.txt").write_text("\n".join(work) + "\n")
+    models = scalegen.model_names(n_models)
+    (root / "models.txt").write_text("\n".join(models) + "\n")
+    for name in scalegen.manifest_names(n_models):  # the stamps: files no job makes
+        (root / "jobs" / name).mkdir(parents=True)
+        (root / "jobs" / name / "manifest.json").touch()
+    for stamp in ("settings.json", "code.json", "labels.txt"):
+        (root / "jobs" / stamp).touch()
     snakefile = root / "Snakefile"
     snakefile.write_text(
-        f"""# {n_prep} prep, {n_work} work jobs (<= {per_group} per prep), aggregate, plot, all
-WORK = open("targets.txt").read().split()
+        f"""# the shape of tests/scalegen.py's study: {n_models} models, {n_rounds} rounds
+MODELS = open("models.txt").read().split()
+NAMES = [f"{{m}}-{{fw}}" for m in MODELS for fw in ("pytorch", "onnx", "tensorflow")]
+LOCK = "env/lock.json"
+STAMPS = ["jobs/settings.json", "jobs/code.json"]
+
+
+def model_of(name):
+    return name.rsplit("-", 1)[0]
+
+
+CONFIG_INPUTS = [
+    f
+    for n in NAMES
+    for f in (
+        f"models/{{n}}/model.bin",
+        f"cache/{{model_of(n)}}/cache.json",
+        f"cache/{{model_of(n)}}/chunks",
+        f"jobs/{{n}}/manifest.json",
+    )
+] + [LOCK, *STAMPS]
+ACCURACY = expand("inference/{{name}}/accuracy.json", name=NAMES)
+ROUNDS = expand("rounds/r{{repeat}}", repeat=range({n_rounds}))
 
 
 rule all:
     input:
         "summary/plot.txt",
+        "summary/ranking.txt",
 
 
 rule plot:
     input:
-        "summary/aggregate.txt",
+        "summary/runs.csv",
+        "summary/accuracy.csv",
     output:
         "summary/plot.txt",
+    shell:
+        "touch {{output}}"
+
+
+rule ranking:
+    input:
+        "summary/runs.csv",
+    output:
+        "summary/ranking.txt",
     shell:
         "touch {{output}}"
 
 
 rule aggregate:
     input:
-        WORK,
+        index="data/index.json",
+        accuracy=ACCURACY,
+        logits=[a.replace("accuracy.json", "logits.npy") for a in ACCURACY],
+        topk=[a.replace("accuracy.json", "topk.npy") for a in ACCURACY],
+        rounds=ROUNDS,
+        flops=expand("models/{{model}}-onnx/flops.json", model=MODELS),
+        made_from=[LOCK, *expand("models/{{name}}/model.bin", name=NAMES)],
+        labels="jobs/labels.txt",
+        code=STAMPS[1],
     output:
-        "summary/aggregate.txt",
+        runs="summary/runs.csv",
+        accuracy="summary/accuracy.csv",
     shell:
         "touch {{output}}"
 
 
-rule work:
+rule round:
     input:
-        "prep/{{group}}.txt",
+        configs=CONFIG_INPUTS,
+        previous=lambda wc: ROUNDS[: int(wc.repeat)][-1:],
     output:
-        "work/{{group}}/{{job}}.txt",
+        directory("rounds/r{{repeat}}"),
     wildcard_constraints:
-        group=r"\\d+",
-        job=r"\\d+",
-    threads: 1
-    resources:
-        mem_mb=1000,
-    params:
-        batch=lambda wc: int(wc.job) % 9,
+        repeat=r"\\d+",
+    shell:
+        "mkdir -p {{output}}"
+
+
+rule accuracy:
+    input:
+        model="models/{{model}}-{{fw}}/model.bin",
+        cache="cache/{{model}}/cache.json",
+        chunks="cache/{{model}}/chunks",
+        lock=LOCK,
+        stamp="jobs/{{model}}-{{fw}}/manifest.json",
+        stamps=STAMPS,
+    output:
+        result="inference/{{model}}-{{fw}}/accuracy.json",
+        logits="inference/{{model}}-{{fw}}/logits.npy",
+        topk="inference/{{model}}-{{fw}}/topk.npy",
+    wildcard_constraints:
+        fw="pytorch|onnx|tensorflow",
     shell:
         "touch {{output}}"
 
 
-rule prep:
+rule count_flops:
+    input:
+        "models/{{model}}-onnx/model.bin",
     output:
-        "prep/{{group}}.txt",
+        "models/{{model}}-onnx/flops.json",
+    shell:
+        "touch {{output}}"
+
+
+rule preprocess:
+    input:
+        "data/index.json",
+    output:
+        cache="cache/{{model}}/cache.json",
+        chunks=directory("cache/{{model}}/chunks"),
+    shell:
+        "mkdir -p {{output.chunks}} && touch {{output.cache}}"
+
+
+rule convert_model:
+    input:
+        "models/{{model}}-pytorch/model.bin",
+        LOCK,
+    output:
+        "models/{{model}}-onnx/model.bin",
+    shell:
+        "touch {{output}}"
+
+
+rule fetch_model:
+    output:
+        "models/{{model}}-{{fw}}/model.bin",
+    wildcard_constraints:
+        fw="pytorch|tensorflow",
+    shell:
+        "touch {{output}}"
+
+
+rule fetch_dataset:
+    output:
+        "data/index.json",
+    shell:
+        "touch {{output}}"
+
+
+rule build_env:
+    output:
+        LOCK,
     shell:
         "touch {{output}}"
 """
@@ -169,43 +316,54 @@ def outputs_of(dry_run_stdout: str) -> list[str]:
     return files
 
 
-def one_manifest_check(root: Path, dry_run_stdout: str, name: str) -> tuple[bool, dict]:
+def is_folder_output(path: str) -> bool:
+    """A directory() output of the study: a cache's chunk folder or a round's folder."""
+    if path == layout.cache_chunks(str(Path(path).with_name("cache.json"))):
+        return True
+    return re.fullmatch(layout.round_dir(r"[^/]+", r"\d+"), path) is not None
+
+
+def one_manifest_check(
+    snakefile: Path, root: Path, dry_run_stdout: str, name: str
+) -> tuple[bool, dict]:
     """Touch the whole study 'complete', edit name's preprocessing, dry-run again."""
     outputs = outputs_of(dry_run_stdout)
     for f in outputs:
         path = root / f
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch()
-    print(f"  created {len(outputs)} output files (empty); snakemake --touch ...", flush=True)
+        if is_folder_output(f):
+            path.mkdir(parents=True, exist_ok=True)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch()
+    print(f"  created {len(outputs)} outputs (empty); snakemake --touch ...", flush=True)
     # python -c CODE ARGS...: the CLI reads ARGS (the command line minus 'python -m snakemake')
-    cli_args = snakemake(SNAKEFILE, root, "--touch", "--forceall")[3:]
+    cli_args = snakemake(snakefile, root, "--touch", "--forceall")[3:]
     touch = [sys.executable, "-c", TOUCH_WITHOUT_SLEEP, *cli_args]
     wall, _, _ = run(touch, root)
     print(f"  --touch took {wall:.1f} s", flush=True)
-    _, _, after = run(snakemake(SNAKEFILE, root, "-n"), root)
+    _, _, after = run(snakemake(snakefile, root, "-n"), root)
     complete = job_stats(after.stdout) if "Job stats:" in after.stdout else {}
     if complete:
         print(f"  after --touch, a dry run still plans {complete}")
         return False, complete
     print("  after --touch: nothing to be done")
     scalegen.edit_preprocessing(root, name)
-    _, _, result = run(snakemake(SNAKEFILE, root, "-n"), root)
+    _, _, result = run(snakemake(snakefile, root, "-n"), root)
     planned = job_stats(result.stdout)
     jobs = re.findall(r"^rule (\w+):\n((?:    .*\n)+)", result.stdout, re.M)
+    # A round measures every configuration of its system, so it is nobody's stranger.
     strangers = [
         (rule, body.strip().splitlines()[0])
         for rule, body in jobs
-        if rule in {"preprocess", "accuracy", "latency", "fetch_model", "convert_model"}
-        and rule != "preprocess"
-        and f"/{name}/" not in body
+        if rule in {"accuracy", "fetch_model", "convert_model"} and f"/{name}/" not in body
     ]
-    n_batch = len(scalegen.BATCH_SIZES)
     expected = {
         "preprocess": 1,
         "accuracy": 1,
-        "latency": n_batch,
+        "latency_round_local": scalegen.REPEATS,
         "aggregate": 1,
         "plot": 1,
+        "system_ranking": 1,
         "all": 1,
     }
     ok = planned == expected and not strangers and len(jobs) == sum(planned.values())
@@ -217,15 +375,29 @@ def one_manifest_check(root: Path, dry_run_stdout: str, name: str) -> tuple[bool
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", type=int, default=300, help="models (x3 manifests)")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs of each workflow")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     parser.add_argument("--artifacts", type=Path, help="reuse tiny.pt/tiny.keras from here")
     parser.add_argument("--skip-check", action="store_true", help="no one-manifest check")
-    parser.add_argument("--limit", type=float, help="fail if the study's median wall > this")
+    parser.add_argument("--limit", type=float, help="fail if the study's median CPU s > this")
+    parser.add_argument(
+        "--snakefile",
+        type=Path,
+        default=SNAKEFILE,
+        help="the study's Snakefile (another checkout's, to compare; default this one's)",
+    )
+    parser.add_argument(
+        "--with-slurm", action="store_true", help="leave SLURM's clients (sinfo...) on PATH"
+    )
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="reproscope-scale-"))
     try:
+        if not args.with_slurm:
+            (tmp / "bin").mkdir()
+            os.environ["PATH"] = slurm_free_path(os.environ.get("PATH", ""), tmp / "bin")
+        sinfo = shutil.which("sinfo")
+        print(f"SLURM clients on PATH: {'yes (' + sinfo + ')' if sinfo else 'no'}")
         root = tmp / "study"
         start = time.perf_counter()
         scalegen.build(root, n_models=args.models, artifacts=args.artifacts)
@@ -235,68 +407,55 @@ def main() -> int:
             flush=True,
         )
 
-        # One plain dry run: the job counts, and (for the check) every output path.
-        _, _, first = run(snakemake(SNAKEFILE, root, "-n"), root)
+        # One plain dry run of each: the job counts, and (for the check) every output path.
+        _, _, first = run(snakemake(args.snakefile, root, "-n"), root)
         stats = job_stats(first.stdout)
         total = sum(stats.values())
-        inference = stats.get("accuracy", 0) + stats.get("latency", 0)
+        rounds = sum(n for rule, n in stats.items() if rule.startswith("latency_round_"))
+        work = stats.get("accuracy", 0)
         print(f"study DAG: {total} jobs {stats}", flush=True)
-
-        study_wall, study_cpu = timed(
-            snakemake(SNAKEFILE, root, "-n", "--quiet"), root, args.repeats, "study"
-        )
-
-        bare = bare_workflow(tmp / "bare", n_prep=total - inference - 3, n_work=inference)
+        bare = bare_workflow(tmp / "bare", n_models=args.models, n_rounds=rounds)
         _, _, bare_first = run(snakemake(bare, bare.parent, "-n", config=False), bare.parent)
-        bare_total = sum(job_stats(bare_first.stdout).values())
-        assert bare_total == total, (bare_total, total)
-        bare_wall, bare_cpu = timed(
-            snakemake(bare, bare.parent, "-n", "--quiet", config=False),
-            bare.parent,
-            args.repeats,
-            "bare",
-        )
+        bare_stats = job_stats(bare_first.stdout)
+        print(f"bare DAG: {sum(bare_stats.values())} jobs {bare_stats}", flush=True)
+        assert sum(bare_stats.values()) == total, (bare_stats, total)
 
         one = tmp / "one"
         one.mkdir()
         (one / "Snakefile").write_text('rule all:\n    output: "x"\n    shell: "touch {output}"\n')
-        start_wall, start_cpu = timed(
-            snakemake(one / "Snakefile", one, "-n", "--quiet", config=False), one, 1, "1-job"
+        times = interleaved(
+            {
+                "study": (snakemake(args.snakefile, root, "-n", "--quiet"), root),
+                "bare": (snakemake(bare, bare.parent, "-n", "--quiet", config=False), bare.parent),
+                "1-job": (snakemake(one / "Snakefile", one, "-n", "--quiet", config=False), one),
+            },
+            args.repeats,
         )
+        med = {k: (statistics.median(w), statistics.median(c)) for k, (w, c) in times.items()}
 
         print()
-        print(f"jobs in the DAG                 {total} ({inference} inference)")
+        print(f"jobs in the DAG {total} ({work} accuracy, {rounds} timing rounds)")
+        print(f"SLURM clients on PATH: {'yes' if sinfo else 'no'}")
+        print(f"snakemake -n --quiet, median [min-max] of {args.repeats}, interleaved:")
+        for label, (walls, cpus) in times.items():
+            print(f"  {label:6s} {spread(walls)} s wall  {spread(cpus)} s CPU (user+sys)")
+        (sw, sc), (bw, bc), (ow, oc) = med["study"], med["bare"], med["1-job"]
+        print(f"  ratio study / bare            {sw / bw:6.2f} x wall {sc / bc:6.2f} x CPU")
         print(
-            f"study   snakemake -n --quiet    {study_wall:6.2f} s wall  {study_cpu:6.2f} s CPU"
-            f"  (median of {args.repeats})"
-        )
-        print(
-            f"bare    snakemake -n --quiet    {bare_wall:6.2f} s wall  {bare_cpu:6.2f} s CPU"
-            f"  (median of {args.repeats})"
-        )
-        print(
-            f"ratio   study / bare            {study_wall / bare_wall:6.2f} x wall "
-            f"{study_cpu / bare_cpu:6.2f} x CPU"
-        )
-        print(
-            f"1-job   snakemake -n --quiet    {start_wall:6.2f} s wall  {start_cpu:6.2f} s CPU"
-            "  (fixed start-up cost)"
-        )
-        print(
-            f"ratio, start-up subtracted      "
-            f"{(study_wall - start_wall) / max(bare_wall - start_wall, 1e-9):6.2f} x wall "
-            f"{(study_cpu - start_cpu) / max(bare_cpu - start_cpu, 1e-9):6.2f} x CPU"
+            f"  ratio, 1-job start-up subtracted "
+            f"{(sw - ow) / max(bw - ow, 1e-9):6.2f} x wall "
+            f"{(sc - oc) / max(bc - oc, 1e-9):6.2f} x CPU"
         )
 
         status = 0
-        if args.limit is not None and study_wall > args.limit:
-            print(f"FAIL: the study's dry run took {study_wall:.2f} s > {args.limit} s")
+        if args.limit is not None and sc > args.limit:
+            print(f"FAIL: the study's dry run took {sc:.2f} s CPU > {args.limit} s")
             status = 1
         if not args.skip_check:
             print()
             name = scalegen.manifest_names(args.models)[min(7, args.models - 1) * 3]
             print(f"one-manifest check: edit {name}: inputs.resize.method", flush=True)
-            ok, planned = one_manifest_check(root, first.stdout, name)
+            ok, planned = one_manifest_check(args.snakefile, root, first.stdout, name)
             print(f"  planned after the edit: {sum(planned.values())} jobs {planned}")
             print("  OK: only that manifest's jobs" if ok else "  FAIL: unexpected jobs")
             status = status or (0 if ok else 1)

@@ -4,7 +4,7 @@ rule aggregate:
         accuracy=ACCURACY_RESULTS,
         logits=beside(ACCURACY_RESULTS, layout.logits_of),
         topk=beside(ACCURACY_RESULTS, layout.topk_of),
-        latency=LATENCY_RESULTS,
+        latency=ROUND_DIRS,
         flops=flops_files(),
         made_from=result_dependencies(ACCURACY_RESULTS + LATENCY_RESULTS),
         labels=sorted(
@@ -52,6 +52,8 @@ rule aggregate:
         runtime=10,
     params:
         manifests=lambda wc: canonical(manifest_summaries(study.settings["models"])),
+        # the timing points inside the rounds' folders
+        latency=LATENCY_RESULTS,
         jobs=result_digests(ACCURACY_RESULTS + LATENCY_RESULTS),
     script:
         "../scripts/aggregate.py"

@@ -1,4 +1,5 @@
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -159,22 +160,22 @@ for _mode in jobs.MODE_SETTINGS:
     write_if_changed(layout.settings_stamp(_mode), jobs.mode_settings(study, _mode))
 
 
+def table_rows(rows, *columns):
+    """The values of columns of job-table rows, row by row (each pandas column read whole:
+    itertuples reads a string column one element at a time)."""
+    return zip(*(rows[c].tolist() for c in columns)) if len(rows) else iter(())
+
+
 def _results(rows):
+    columns = ("mode", "system", "manifest", "env", "device")
+    point = ("scenario", "batch_size", "repeat")
     return [
         (
-            layout.accuracy_result(r.system, r.manifest, r.env, r.device)
-            if r.mode == "accuracy"
-            else layout.latency_result(
-                r.system,
-                r.manifest,
-                r.env,
-                r.device,
-                r.scenario,
-                int(r.batch_size),
-                int(r.repeat),
-            )
+            layout.accuracy_result(*where)
+            if mode == "accuracy"
+            else layout.latency_result(*where, scenario, int(bs), int(repeat))
         )
-        for r in rows.itertuples()
+        for mode, *where, scenario, bs, repeat in table_rows(rows, *columns, *point)
     ]
 
 
@@ -204,6 +205,14 @@ def latency_results():
 
 
 LATENCY_RESULTS = latency_results()
+# The rounds' folders (one per system and round): what consumers of timing results declare.
+LATENCY_ROWS = JOBS[JOBS["mode"] == "latency"] if len(JOBS) else JOBS
+ROUND_DIRS = sorted(
+    {
+        layout.round_dir(system, int(repeat))
+        for system, repeat in table_rows(LATENCY_ROWS, "system", "repeat")
+    }
+)
 VARIANT_RESULTS = variant_results()
 
 
@@ -265,19 +274,18 @@ def inference_inputs(mode):
 # Timing is measured in rounds (reproscope.rounds): one job per system and round runs every
 # configuration of that system once, each in its own environment's python; round r needs
 # round r-1's results, so rounds never overlap.
-TIMED_SYSTEMS = (
-    sorted(set(JOBS[JOBS["mode"] == "latency"]["system"])) if len(JOBS) else []
-)
+TIMED_SYSTEMS = sorted(set(LATENCY_ROWS["system"])) if len(LATENCY_ROWS) else []
 ROUNDS_SHELL = (
     'PYTHONPATH="$REPROSCOPE_SRC" {params.python} -m reproscope.rounds {params.plan:q} '
     "> {log} 2>&1"
 )
 
 
+@functools.cache
 def timing_configs(system):
     """(manifest, env, device) of every configuration timed on a system."""
-    rows = JOBS[(JOBS["mode"] == "latency") & (JOBS["system"] == system)]
-    return sorted({(r.manifest, r.env, r.device) for r in rows.itertuples()})
+    rows = LATENCY_ROWS[LATENCY_ROWS["system"] == system]
+    return sorted(set(table_rows(rows, "manifest", "env", "device")))
 
 
 def round_runtime(system):
@@ -285,30 +293,26 @@ def round_runtime(system):
     return round_runtime_minutes(study.settings, len(timing_configs(system)))
 
 
-def round_results(system, repeat):
-    """The results one round writes; repeat may be the wildcard "{repeat}"."""
-    rows = JOBS[(JOBS["mode"] == "latency") & (JOBS["system"] == system)]
-    rows = rows[rows["repeat"] == 0]
-    return [
-        layout.latency_result(
-            system, r.manifest, r.env, r.device, r.scenario, int(r.batch_size), repeat
-        )
-        for r in rows.itertuples()
-    ]
+@functools.cache
+def configuration_inputs(system):
+    """What the configurations of a system's rounds read, each file once (they share
+    their environments' locks and the settings and code stamps)."""
+    found = {}
+    for manifest, env, device in timing_configs(system):
+        wc = SimpleNamespace(manifest=manifest, env=env)
+        for key, path in inference_inputs("latency")(wc).items():
+            found.setdefault(path, f"{key}_{manifest}_{env}")
+    return {key: path for path, key in found.items()}
 
 
 def round_inputs(system):
     """What every configuration of a round reads, and the previous round's results."""
 
     def inputs(wildcards):
-        found = {}
-        for manifest, env, device in timing_configs(system):
-            wc = SimpleNamespace(manifest=manifest, env=env)
-            for key, path in inference_inputs("latency")(wc).items():
-                found[f"{key}_{manifest}_{env}"] = path
+        found = dict(configuration_inputs(system))
         repeat = int(wildcards.repeat)
         if repeat > 0:
-            found["previous_round"] = round_results(system, repeat - 1)
+            found["previous_round"] = layout.round_dir(system, repeat - 1)
         return found
 
     return inputs

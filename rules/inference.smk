@@ -91,7 +91,7 @@ for _system in TIMED_SYSTEMS:
         input:
             unpack(round_inputs(_system)),
         output:
-            round_results(_system, "{repeat}"),
+            directory(layout.round_dir(_system, "{repeat}")),
         log:
             f"{RESULTS}/logs/inference/{_system}/round_r{{repeat}}.log",
         benchmark:

@@ -23,9 +23,10 @@ from reproscope.provenance import check_results
 snakemake = snakemake  # noqa: F821, PLW0127 (injected by Snakemake)
 
 # A result made for another manifest, lock or input never reaches a table.
-check_results([*snakemake.input.accuracy, *snakemake.input.latency], dict(snakemake.params.jobs))
+# Timing points: their rounds' folders are the declared inputs, the points inside them params.
+latency = list(snakemake.params.latency)
+check_results([*snakemake.input.accuracy, *latency], dict(snakemake.params.jobs))
 index = json.loads(Path(snakemake.input.index).read_text())
-latency = list(snakemake.input.latency)
 runs = runs_table(latency, list(snakemake.input.flops))
 rounded(runs).to_csv(snakemake.output.runs, index=False)
 accuracy = accuracy_table(list(snakemake.input.accuracy), index, snakemake.params.manifests)

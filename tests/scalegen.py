@@ -43,6 +43,8 @@ from tests.tinystudy import (
 
 BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128)
 FRAMEWORKS = ("pytorch", "onnx", "tensorflow")
+SCENARIOS = ("FixedBatch", "SingleStream", "Server", "Offline")
+REPEATS = 3
 
 _KERAS_WRITER = textwrap.dedent(
     """
@@ -180,6 +182,12 @@ def build(
             path = root / "manifests" / f"{data['name']}.yaml"
             path.write_text(yaml.safe_dump(data, sort_keys=False))
     config = study_config(manifest_names(n_models), tuple(batch_sizes))
+    # The default study's timing shape: every scenario, each point measured in 3 rounds.
+    config["study"].update(
+        scenarios=list(SCENARIOS),
+        repeats=REPEATS,
+        server={"latency_bound_ms": 100.0, "latency_percentile": 0.9, "max_batch": 4},
+    )
     path = root / "config.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path

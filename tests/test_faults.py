@@ -69,7 +69,7 @@ def test_killed_job_then_rerun_keeps_finished_results(tmp_path: Path) -> None:
         os.kill(pid, signal.SIGKILL)
     output, _ = proc.communicate(timeout=120)
     assert proc.returncode != 0, output[-2000:]
-    assert not list((tmp_path / "results" / "inference").rglob("FixedBatch_bs4_r0.json"))
+    assert not list((tmp_path / "results" / "timing").rglob("FixedBatch_bs4_r0.json"))
     assert digests(tmp_path) == finished  # the killed job left nothing behind
 
     config = yaml.safe_load((tmp_path / "config.yaml").read_text())

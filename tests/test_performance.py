@@ -93,8 +93,8 @@ def test_loadgen_results_logs_and_settings(runs: pd.DataFrame) -> None:
     assert mlperf["loadgen_settings"].str.contains("min_duration_ms").all()
     single = mlperf[mlperf["scenario"] == "SingleStream"]
     assert single["early_stopping_p90_ms"].notna().all()
-    summaries = list((pytest.root / "results" / "inference").rglob("mlperf_log_summary.txt"))
-    details = list((pytest.root / "results" / "inference").rglob("mlperf_log_detail.txt"))
+    summaries = list((pytest.root / "results" / "timing").rglob("mlperf_log_summary.txt"))
+    details = list((pytest.root / "results" / "timing").rglob("mlperf_log_detail.txt"))
     assert len(summaries) == len(details) >= len(mlperf)
 
 

@@ -63,7 +63,10 @@ def test_moved_project_and_results_have_nothing_to_do(finished: Path, tmp_path: 
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Nothing to be done" in result.stdout + result.stderr, result.stdout[-3000:]
     # Nothing in a result or job names the directory it was made in.
-    for path in (root / "results" / "inference").rglob("*.json"):
+    results = [*(root / "results" / "inference").rglob("*.json")]
+    results += (root / "results" / "timing").rglob("*.json")
+    assert any("_bs" in p.name for p in results)  # timing points are among them
+    for path in results:
         assert str(finished) not in path.read_text(), path
 
 

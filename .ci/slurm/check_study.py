@@ -6,7 +6,7 @@ check_study.py expect CONFIG PROFILE_DIR [--logdir DIR]
     rules accuracy/latency (rule_<rule>/<system>_<manifest>_<env>_<device>[_<bs>]/),
     mapped to the partition of that system in CONFIG; an --expect per log dir of the
     other rules, mapped to the profile's default slurm_partition; an --expect per
-    system for its result JSONs (results/inference/<system>/...); --json-id globs for
+    system for its result JSONs (results/{inference,timing}/<system>/...); --json-id globs for
     those JSONs and --min-jobs. Fails (exit 1) unless every inference result JSON has
     a log dir for its wildcards holding <fingerprint.slurm_job_id>.log, i.e. every
     inference job went through SLURM and the log dirs cover them all.
@@ -37,6 +37,7 @@ def round_rule(system: str) -> str:
 
 
 RESULTS = Path("results/inference")
+TIMING = Path("results/timing")  # <system>/r<round>/<manifest>/<env>/<device>/<point>.json
 
 
 def load_yaml(path: str | Path) -> dict:
@@ -58,13 +59,12 @@ def system_of(wildcard_dir: str, systems: list[str]) -> str | None:
 
 
 def result_jsons() -> list[tuple[str, Path]]:
-    """(rule, path) of every inference result: <system>/<manifest>/<env>/<device>/*.json."""
-    out = []
-    for path in sorted(RESULTS.glob("*/*/*/*/*.json")):
-        if path.name == "accuracy.json":
-            out.append(("accuracy", path))
-        elif LATENCY_NAME.match(path.stem):
-            out.append((round_rule(path.parts[-5]), path))
+    """(rule, path) of every inference result: accuracy results under RESULTS, timing
+    points in their rounds' folders under TIMING."""
+    out = [("accuracy", path) for path in sorted(RESULTS.glob("*/*/*/*/accuracy.json"))]
+    for path in sorted(TIMING.glob("*/r*/*/*/*/*.json")):
+        if LATENCY_NAME.match(path.stem):
+            out.append((round_rule(path.parts[-6]), path))
     return out
 
 
@@ -133,10 +133,15 @@ def cmd_expect(args: argparse.Namespace) -> int:
                 f"rule {rule}: {seen_inference[rule]} SLURM log dirs but {n_results} result files"
             )
 
+    timed = {path.parts[-6] for rule, path in results if rule != "accuracy"}
+    scored = {path.parts[-5] for rule, path in results if rule == "accuracy"}
     for system, part in partitions.items():
-        out.append(f"--expect={RESULTS}/{system}/={part or '?'}")
+        if system in scored or system not in timed:
+            out.append(f"--expect={RESULTS}/{system}/={part or '?'}")
+        if system in timed:
+            out.append(f"--expect={TIMING}/{system}/={part or '?'}")
     out.append(f"--json-id={RESULTS}/*/*/*/*/accuracy.json")
-    out.append(f"--json-id={RESULTS}/*/*/*/*/*_bs*_r*.json")
+    out.append(f"--json-id={TIMING}/*/r*/*/*/*/*_bs*_r*.json")
     out.append(f"--min-jobs={n_logs}")
 
     if errors:

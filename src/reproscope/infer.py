@@ -345,6 +345,7 @@ def run_job(
 
 
 def write_record(record: dict[str, Any], out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)  # a point's folder inside its round's
     write_text(out, json.dumps(record, indent=1, sort_keys=True, default=str))
 
 

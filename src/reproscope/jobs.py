@@ -192,9 +192,26 @@ def inference_job(
     batch_size: int = 0,
     repeat: int = 0,
 ) -> InferenceJob:
+    where = (system, manifest, env, device)
+    if mode == "accuracy":
+        settings = study.settings
+        return InferenceJob(
+            **_config_fields(study, mode, *where),
+            batch_size=settings["accuracy_batch_size"],
+            result_out=layout.accuracy_result(*where),
+            logits_out=layout.logits(*where),
+            topk_out=layout.topk(*where),
+        )
+    (job,) = config_points(study, *where, [(scenario, batch_size, repeat)])
+    return job
+
+
+def _config_fields(
+    study: Study, mode: str, system: str, manifest: str, env: str, device: str
+) -> dict[str, Any]:
+    """The fields every job of one configuration shares."""
     m = study.manifest(manifest)
-    settings = study.settings
-    common = dict(
+    return dict(
         mode=mode,
         framework=m.framework,
         manifest=m.name,
@@ -211,29 +228,44 @@ def inference_job(
         unsafe_pickle=study.unsafe_pickle(m.name),
         top_k=m.outputs["top_k"],
     )
-    where = (system, manifest, env, device)
-    if mode == "accuracy":
-        return InferenceJob(
-            **common,
-            batch_size=settings["accuracy_batch_size"],
-            result_out=layout.accuracy_result(*where),
-            logits_out=layout.logits(*where),
-            topk_out=layout.topk(*where),
-        )
+
+
+def config_points(
+    study: Study,
+    system: str,
+    manifest: str,
+    env: str,
+    device: str,
+    points: list[tuple[str, int, int]],
+    grouped: bool | None = None,
+) -> list[InferenceJob]:
+    """The timing jobs of one configuration at (scenario, batch size, repeat) points; what
+    they share is built once (planning a study builds tens of thousands of points).
+    grouped: True for points as measured inside a round's process."""
     from reproscope.noise import NOISE_THRESHOLD  # workflow side: numpy is there
 
-    result = layout.latency_result(*where, scenario, int(batch_size), int(repeat))
-    return InferenceJob(
-        **common,
-        batch_size=int(batch_size),
-        result_out=result,
-        timing=settings["timing"],
-        scenario=scenario,
-        repeat=int(repeat),
-        server=settings["server"] if scenario == "Server" else None,
-        noise_threshold=settings.get("noise_threshold", NOISE_THRESHOLD),
-        loadgen_dir=None if scenario == "FixedBatch" else layout.loadgen_dir(result),
-    )
+    where = (system, manifest, env, device)
+    settings = study.settings
+    common = _config_fields(study, "latency", *where)
+    noise_threshold = settings.get("noise_threshold", NOISE_THRESHOLD)
+    found = []
+    for scenario, batch_size, repeat in points:
+        result = layout.latency_result(*where, scenario, int(batch_size), int(repeat))
+        found.append(
+            InferenceJob(
+                **common,
+                batch_size=int(batch_size),
+                result_out=result,
+                timing=settings["timing"],
+                scenario=scenario,
+                repeat=int(repeat),
+                server=settings["server"] if scenario == "Server" else None,
+                noise_threshold=noise_threshold,
+                loadgen_dir=None if scenario == "FixedBatch" else layout.loadgen_dir(result),
+                grouped=grouped,
+            )
+        )
+    return found
 
 
 #: The fields in which the points of a round differ.
@@ -247,10 +279,9 @@ def round_job(
     from reproscope.study import timing_points
 
     where = (system, manifest, env, device)
-    points = [
-        inference_job(study, "latency", *where, scenario, bs, repeat)
-        for scenario, bs in timing_points(study.settings)
-    ]
+    points = config_points(
+        study, *where, [(scenario, bs, repeat) for scenario, bs in timing_points(study.settings)]
+    )
     return dataclasses.replace(
         points[0],
         **dict.fromkeys(POINT_FIELDS),
@@ -319,12 +350,30 @@ def table_jobs(study: Study) -> list[InferenceJob]:
     """Every result-writing job of the study's job table; timing points as measured in
     their round's process."""
     found: list[InferenceJob] = []
-    for row in study.jobs.itertuples() if len(study.jobs) else ():
-        where = (row.system, row.manifest, row.env, row.device)
-        if row.mode == "accuracy":
+    table = study.jobs
+    if not len(table):
+        return found
+    columns = ("mode", "system", "manifest", "env", "device", "scenario", "batch_size", "repeat")
+    # Each configuration's timing points are consecutive rows: built together.
+    pending: list[tuple[str, int, int]] = []
+    pending_where: tuple[str, ...] | None = None
+
+    def flush() -> None:
+        if pending:
+            found.extend(config_points(study, *pending_where, pending, grouped=True))
+            pending.clear()
+
+    for mode, *where, scenario, batch_size, repeat in zip(
+        *(table[c].tolist() for c in columns), strict=True
+    ):
+        where = tuple(where)
+        if mode == "accuracy":
+            flush()
             found.append(inference_job(study, "accuracy", *where))
-        else:
-            point = (row.scenario, int(row.batch_size), int(row.repeat))
-            job = inference_job(study, "latency", *where, *point)
-            found.append(dataclasses.replace(job, grouped=True))
+            continue
+        if where != pending_where:
+            flush()
+            pending_where = where
+        pending.append((scenario, int(batch_size), int(repeat)))
+    flush()
     return found

@@ -90,11 +90,19 @@ def loadgen_dir(result: str) -> str:
     return result.removesuffix(".json") + "_loadgen"
 
 
+def round_dir(system: str, repeat) -> str:
+    """The results of one timing round of a system: the round job's only output, so that
+    planning matches one folder per round, not every point of it."""
+    return f"{RESULTS}/timing/{system}/r{repeat}"
+
+
 def latency_result(
     system: str, manifest: str, env: str, device: str, scenario: str, batch_size, repeat
 ) -> str:
+    """A timing point's result, inside its round's folder."""
     return (
-        f"{inference_dir(system, manifest, env, device)}/{scenario}_bs{batch_size}_r{repeat}.json"
+        f"{round_dir(system, repeat)}/{manifest}/{env}/{device}/"
+        f"{scenario}_bs{batch_size}_r{repeat}.json"
     )
 
 
