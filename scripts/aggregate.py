@@ -21,6 +21,7 @@ from reproscope.aggregate import (
 from reproscope.provenance import check_results
 
 snakemake = snakemake  # noqa: F821, PLW0127 (injected by Snakemake)
+sys.stderr = open(snakemake.log[0], "w")  # noqa: SIM115 (a failure's traceback goes to the log)
 
 # A result made for another manifest, lock or input never reaches a table.
 # Timing points: their rounds' folders are the declared inputs, the points inside them params.
@@ -38,4 +39,4 @@ comparisons = comparisons_table(latency)
 rounded(comparisons).to_csv(snakemake.output.comparisons, index=False)
 environments = environments_table(comparisons, agreement)
 rounded(environments).to_csv(snakemake.output.environments, index=False)
-Path(snakemake.log[0]).write_text("aggregated\n")
+print("aggregated", file=sys.stderr)

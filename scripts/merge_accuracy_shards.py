@@ -9,6 +9,7 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
 from reproscope.shards import merge_shards
 
 snakemake = snakemake  # noqa: F821, PLW0127 (injected by Snakemake)
+sys.stderr = open(snakemake.log[0], "w")  # noqa: SIM115 (a failure's traceback goes to the log)
 
 merged = merge_shards(
     list(snakemake.input.result),
@@ -16,6 +17,4 @@ merged = merge_shards(
     list(snakemake.input.topk),
     {k: str(getattr(snakemake.output, k)) for k in ("result", "logits", "topk")},
 )
-Path(snakemake.log[0]).write_text(
-    f"{len(snakemake.input.result)} shards merged: {merged['status']}\n"
-)
+print(f"{len(snakemake.input.result)} shards merged: {merged['status']}", file=sys.stderr)

@@ -12,6 +12,7 @@ import pandas as pd
 from reproscope.plots import ablation_deltas
 
 snakemake = snakemake  # noqa: F821, PLW0127 (injected by Snakemake)
+sys.stderr = open(snakemake.log[0], "w")  # noqa: SIM115 (a failure's traceback goes to the log)
 
 ablation_deltas(pd.read_csv(snakemake.input.ablations), Path(snakemake.output[0]))
-Path(snakemake.log[0]).write_text("plotted\n")
+print("plotted", file=sys.stderr)

@@ -1,6 +1,10 @@
 """Rule system_ranking: runs.csv -> the whole-system check table and its plot."""
 
+import sys
 from pathlib import Path
+
+# This checkout's package, whatever reproscope the interpreter has installed.
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
 
 import pandas as pd
 
@@ -8,10 +12,9 @@ from reproscope.plots import system_ranking as plot_ranking
 from reproscope.ranking import system_ranking
 
 snakemake = snakemake  # noqa: F821, PLW0127 (injected by Snakemake)
+sys.stderr = open(snakemake.log[0], "w")  # noqa: SIM115 (a failure's traceback goes to the log)
 
 table = system_ranking(pd.read_csv(snakemake.input.runs))
 table.to_csv(snakemake.output.table, index=False)
 plot_ranking(table, Path(snakemake.output.plot))
-Path(snakemake.log[0]).write_text(
-    f"{len(table)} pairs, {int(table['rankings_disagree'].sum())} disagree\n"
-)
+print(f"{len(table)} pairs, {int(table['rankings_disagree'].sum())} disagree", file=sys.stderr)
