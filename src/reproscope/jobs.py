@@ -26,11 +26,9 @@ if TYPE_CHECKING:
 class _Job:
     def to_dict(self) -> dict[str, Any]:
         """The fields that apply to this job (None fields are left out)."""
-        return {
-            f.name: getattr(self, f.name)
-            for f in dataclasses.fields(self)
-            if getattr(self, f.name) is not None
-        }
+        # vars(): the fields in their order, without dataclasses.fields' per-call cost
+        # (planning builds tens of thousands of these)
+        return {name: value for name, value in vars(self).items() if value is not None}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
