@@ -45,15 +45,22 @@ def write_cache(
     """make(item) -> uint8 array of `shape` for every item, in order, written in chunks.
 
     With workers > 1 the items are made in worker processes (decoding and resizing hold
-    the GIL for part of their time, so threads do not scale); make must be picklable.
+    the GIL for part of their time, so threads do not scale), and each worker writes its
+    rows straight into the chunk files, so no pixels pass through this process; make must
+    be picklable.
     """
     shutil.rmtree(chunks_dir, ignore_errors=True)
     chunks_dir.mkdir(parents=True)
     started = time.perf_counter()
     seconds: list[float] = []
+    starts = range(0, len(items), chunk_images)
+    paths = [chunks_dir / f"{k:05d}.npy" for k in range(len(starts))]
+    sizes = [len(items[first : first + chunk_images]) for first in starts]
     chunks = []
     pool = None
     if workers > 1:
+        for path, size in zip(paths, sizes, strict=True):  # the files now, rows by workers
+            np.lib.format.open_memmap(path, "w+", np.uint8, (size, *shape)).flush()
         # fork: a Snakemake script is no importable __main__, so spawn and forkserver
         # cannot start workers there. The caller must not have started thread pools
         # (OpenCV's, a framework's) a fork could copy in a locked state; the preprocess
@@ -61,25 +68,26 @@ def write_cache(
         pool = multiprocessing.get_context("fork").Pool(workers, initializer=_single_threaded)
     try:
         # One stream over every item: the workers go on with the next chunk while this
-        # process writes and hashes the last one.
-        made = (
-            pool.imap(_Timed(make), items, chunksize=8)
-            if pool
-            else (_timed(make, x) for x in items)
-        )
-        for first in range(0, len(items), chunk_images):
-            part = items[first : first + chunk_images]
-            path = chunks_dir / f"{len(chunks):05d}.npy"
-            out = np.lib.format.open_memmap(path, "w+", np.uint8, (len(part), *shape))
-            for i in range(len(part)):
-                pixels, s = next(made)
-                out[i] = pixels
-                seconds.append(s)
-            out.flush()
-            del out
-            chunks.append({"file": path.name, "n_images": len(part), "sha256": sha256_file(path)})
+        # process hashes the last one.
+        if pool:
+            tasks = ((x, paths[i // chunk_images], i % chunk_images) for i, x in enumerate(items))
+            made = pool.imap(_WriteRow(make), tasks, chunksize=8)
+        else:
+            made = (_timed(make, x) for x in items)
+        for path, size, first in zip(paths, sizes, starts, strict=True):
+            out = None if pool else np.lib.format.open_memmap(path, "w+", np.uint8, (size, *shape))
+            for i in range(size):
+                if out is None:
+                    seconds.append(next(made))
+                else:
+                    out[i], s = next(made)
+                    seconds.append(s)
+            if out is not None:
+                out.flush()
+                del out
+            chunks.append({"file": path.name, "n_images": size, "sha256": sha256_file(path)})
             if log is not None:
-                done = first + len(part)
+                done = first + size
                 rate = done / (time.perf_counter() - started)
                 log.write(f"{done}/{len(items)} images ({rate:.0f} img/s)\n")
                 log.flush()
@@ -106,12 +114,22 @@ def write_cache(
     return index
 
 
-class _Timed:
+class _WriteRow:
+    """A worker's task: make one item's pixels and write them into their chunk's row (the
+    file's pages are shared, so the parent hashes what the workers wrote). Returns the
+    seconds make took."""
+
     def __init__(self, make: Callable[[Any], np.ndarray]) -> None:
         self.make = make
+        self.chunk: tuple[Path, np.ndarray] | None = None  # this worker's open chunk
 
-    def __call__(self, item: Any) -> tuple[np.ndarray, float]:
-        return _timed(self.make, item)
+    def __call__(self, task: tuple[Any, Path, int]) -> float:
+        item, path, row = task
+        pixels, s = _timed(self.make, item)
+        if self.chunk is None or self.chunk[0] != path:
+            self.chunk = (path, np.load(path, mmap_mode="r+"))
+        self.chunk[1][row] = pixels
+        return s
 
 
 def _single_threaded() -> None:
