@@ -19,9 +19,10 @@ from reproscope.aggregate import (
     runs_table,
 )
 from reproscope.provenance import check_results
+from reproscope.rulelog import log_stderr
 
 snakemake = snakemake  # noqa: F821, PLW0127 (injected by Snakemake)
-sys.stderr = open(snakemake.log[0], "w")  # noqa: SIM115 (a failure's traceback goes to the log)
+log_stderr(snakemake.log[0])  # tracebacks and refusals reach the log too
 
 # A result made for another manifest, lock or input never reaches a table.
 # Timing points: their rounds' folders are the declared inputs, the points inside them params.

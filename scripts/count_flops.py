@@ -10,9 +10,10 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
 import json
 
 from reproscope.flops import onnx_flops
+from reproscope.rulelog import log_stderr
 
 snakemake = snakemake  # noqa: F821, PLW0127 (injected by Snakemake)
-sys.stderr = open(snakemake.log[0], "w")  # noqa: SIM115 (a failure's traceback goes to the log)
+log_stderr(snakemake.log[0])  # tracebacks and refusals reach the log too
 
 counted = onnx_flops(snakemake.input[0], batch_size=snakemake.params.batch_size)
 counted["model"] = snakemake.params.model

@@ -6,10 +6,11 @@ from pathlib import Path
 # This checkout's package, whatever reproscope the interpreter has installed.
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
 
+from reproscope.rulelog import log_stderr
 from reproscope.shards import merge_shards
 
 snakemake = snakemake  # noqa: F821, PLW0127 (injected by Snakemake)
-sys.stderr = open(snakemake.log[0], "w")  # noqa: SIM115 (a failure's traceback goes to the log)
+log_stderr(snakemake.log[0])  # tracebacks and refusals reach the log too
 
 merged = merge_shards(
     list(snakemake.input.result),

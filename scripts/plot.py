@@ -10,9 +10,10 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
 import pandas as pd
 
 from reproscope.plots import accuracy_vs_claim, latency_breakdown, latency_throughput
+from reproscope.rulelog import log_stderr
 
 snakemake = snakemake  # noqa: F821, PLW0127 (injected by Snakemake)
-sys.stderr = open(snakemake.log[0], "w")  # noqa: SIM115 (a failure's traceback goes to the log)
+log_stderr(snakemake.log[0])  # tracebacks and refusals reach the log too
 
 runs = pd.read_csv(snakemake.input.runs)
 latency_throughput(runs, Path(snakemake.output.performance))

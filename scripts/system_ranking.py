@@ -10,9 +10,10 @@ import pandas as pd
 
 from reproscope.plots import system_ranking as plot_ranking
 from reproscope.ranking import system_ranking
+from reproscope.rulelog import log_stderr
 
 snakemake = snakemake  # noqa: F821, PLW0127 (injected by Snakemake)
-sys.stderr = open(snakemake.log[0], "w")  # noqa: SIM115 (a failure's traceback goes to the log)
+log_stderr(snakemake.log[0])  # tracebacks and refusals reach the log too
 
 table = system_ranking(pd.read_csv(snakemake.input.runs))
 table.to_csv(snakemake.output.table, index=False)

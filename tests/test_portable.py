@@ -109,6 +109,8 @@ def test_stale_result_is_refused_at_aggregation(finished: Path, tmp_path: Path) 
     message = result.stdout + result.stderr
     assert "inference/local/tiny-onnx/host/cpu/accuracy.json: field 'env_lock_sha256'" in message
     assert "Fix: delete" in message
+    log = (root / "results" / "logs" / "aggregate.log").read_text()  # where Snakemake points
+    assert "accuracy.json: field 'env_lock_sha256'" in log
     # Snakemake removed the failed job's old tables: none shows the stale results.
     assert not (root / "results" / "summary" / "accuracy.csv").exists()
 

@@ -1,0 +1,28 @@
+"""A rule script's stderr, kept in its log as well as shown: Snakemake points a failed job at
+its log, and a refusal (a stale result, a bad input) should read the same in both places."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TextIO
+
+
+class _Tee:
+    def __init__(self, *streams: TextIO) -> None:
+        self.streams = streams
+
+    def write(self, text: str) -> int:
+        for stream in self.streams:
+            stream.write(text)
+            stream.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        for stream in self.streams:
+            stream.flush()
+
+
+def log_stderr(log: str | Path) -> None:
+    """From here on, everything written to stderr (tracebacks included) also goes to log."""
+    sys.stderr = _Tee(sys.__stderr__, open(log, "w"))  # noqa: SIM115 (lives as long as the job)
