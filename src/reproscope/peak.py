@@ -67,11 +67,6 @@ def onnx_matmul_model(n: int = GEMM_N, opset: int = 13) -> bytes:
     return _field(1, 8) + _field(7, graph) + _field(8, opset_import)  # IR version 8
 
 
-def numpy_gemm() -> tuple[Callable[[], Any], str]:
-    a = gemm_operand()
-    return (lambda: a @ a), f"numpy.matmul {np.__version__}"
-
-
 def measure_peak_gflops(gemm: tuple[Callable[[], Any], str], repeats: int = 5) -> dict[str, Any]:
     """``{"peak_gflops", "method"}`` of a runner's ``gemm()``: a (product, description) pair
     whose product multiplies two GEMM_N x GEMM_N float32 matrices and waits for the result."""
