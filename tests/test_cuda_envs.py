@@ -16,6 +16,8 @@ import yaml
 
 from reproscope.errors import InputErrors
 from reproscope.study import load_study
+from reproscope.tensorize import tensor_spec
+from tests import tinystudy
 
 ROOT = Path(__file__).resolve().parents[1]
 torch = pytest.importorskip("torch")
@@ -97,18 +99,7 @@ def tiny_job(tmp_path: Path) -> dict[str, Any]:
         "device": "cpu",
         "threads": 1,
         "inputs": str(tmp_path / "cache.json"),
-        "tensor": {
-            "color_order": "RGB",
-            "normalize": {
-                "scale": 1.0,
-                "mean": [127.5] * 3,
-                "std": [127.5] * 3,
-                "arithmetic": "float32",
-            },
-            "dtype": "float32",
-            "layout": "NCHW",
-            "layout_conversion": "transpose",
-        },
+        "tensor": tensor_spec(tinystudy.colour_inputs(8, "NCHW")),
         "env_lock": str(tmp_path / "lock.json"),
         "architecture": {
             "entry_point": "reproscope.tinynet:TinyColourNet",

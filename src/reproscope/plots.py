@@ -69,9 +69,7 @@ def latency_throughput(runs: pd.DataFrame, out: Path) -> None:
         ax.grid(True, which="both", alpha=0.3)
     if len(ok):
         ax_tp.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+    _save(fig, out)
 
 
 def latency_breakdown(runs: pd.DataFrame, out: Path) -> None:
@@ -95,9 +93,7 @@ def latency_breakdown(runs: pd.DataFrame, out: Path) -> None:
     ax.set_ylabel("ms per batch")
     ax.set_title("End-to-end latency breakdown (CPU: copies are zero)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+    _save(fig, out)
 
 
 def accuracy_vs_claim(accuracy: pd.DataFrame, out: Path) -> None:
@@ -121,9 +117,7 @@ def accuracy_vs_claim(accuracy: pd.DataFrame, out: Path) -> None:
     dataset = ok["dataset"].iloc[0] if len(ok) else "?"
     ax.set_title(f"Accuracy on {dataset} against the claim")
     ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+    _save(fig, out)
 
 
 def ablation_deltas(variants: pd.DataFrame, out: Path) -> None:
@@ -142,9 +136,7 @@ def ablation_deltas(variants: pd.DataFrame, out: Path) -> None:
     ax.axvline(0, color="black", linewidth=0.8)
     ax.set_xlabel("top-1 change against the base manifest (points); hatched: not significant")
     ax.set_title("Effect of each evaluation choice")
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+    _save(fig, out)
 
 
 def system_ranking(table: pd.DataFrame, out: Path) -> None:
@@ -179,6 +171,10 @@ def system_ranking(table: pd.DataFrame, out: Path) -> None:
     ax.grid(True, which="both", alpha=0.3)
     if len(table):
         ax.legend(fontsize=7, loc="best")
+    _save(fig, out)
+
+
+def _save(fig: plt.Figure, out: Path) -> None:
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     plt.close(fig)
