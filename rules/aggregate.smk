@@ -55,6 +55,7 @@ rule aggregate:
         # the timing points inside the rounds' folders
         latency=LATENCY_RESULTS,
         jobs=result_digests(ACCURACY_RESULTS + LATENCY_RESULTS),
+        min_effect=study.settings.get("min_effect", MIN_EFFECT),
     script:
         "../scripts/aggregate.py"
 

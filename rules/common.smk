@@ -18,6 +18,7 @@ from reproscope.provenance import write_if_changed
 from reproscope.errors import InputError, InputErrors
 from reproscope.fingerprint import gpus
 from reproscope.cache import CHUNK_IMAGES as DEFAULT_CHUNK_IMAGES
+from reproscope.compare import MIN_EFFECT
 from reproscope.preprocess import geometric_spec, spec_of
 from reproscope.study import load_study, variant_only_caches, round_runtime_minutes
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from reproscope import layout
-from reproscope.compare import ratio_ci, verdict
+from reproscope.compare import MIN_EFFECT, ratio_ci, verdict
 from reproscope.errors import InputError
 from reproscope.manifest import read_label_list
 from reproscope.stats import trusted_percentile
@@ -308,10 +308,10 @@ def pair_kind(a: dict[str, Any], b: dict[str, Any]) -> str | None:
     return None
 
 
-def comparisons_table(latency_files: list[str]) -> pd.DataFrame:
+def comparisons_table(latency_files: list[str], min_effect: float = MIN_EFFECT) -> pd.DataFrame:
     """Every pair the study compares, at each scenario and batch size: the ratio B/A of
-    their medians over paired rounds, its CI (simultaneous 95 % over the table) and a
-    verdict (see reproscope.compare)."""
+    their medians over paired rounds, its 95 % CI and a verdict that claims no difference
+    smaller than ``min_effect`` (see reproscope.compare)."""
     measured: dict[tuple, dict[int, float]] = {}
     configs: dict[tuple, dict[str, Any]] = {}
     for path in latency_files:
@@ -337,7 +337,7 @@ def comparisons_table(latency_files: list[str]) -> pd.DataFrame:
         scenario, batch_size = key_a[-2:]
         metric, lower_is_better = SCENARIO_METRIC[scenario]
         sides = [[measured[key][r] for r in rounds] for key in (key_a, key_b)]
-        ratio, low, high = ratio_ci(*sides, family=len(pairs))
+        ratio, low, high = ratio_ci(*sides)
         rows.append(
             {
                 "kind": kind,
@@ -352,7 +352,8 @@ def comparisons_table(latency_files: list[str]) -> pd.DataFrame:
                 "ratio_b_over_a": ratio,
                 "ci95_low": low,
                 "ci95_high": high,
-                "verdict": verdict(ratio, low, high, lower_is_better),
+                "min_effect": min_effect,
+                "verdict": verdict(ratio, low, high, lower_is_better, min_effect),
             }
         )
     columns = [
@@ -367,6 +368,7 @@ def comparisons_table(latency_files: list[str]) -> pd.DataFrame:
         "ratio_b_over_a",
         "ci95_low",
         "ci95_high",
+        "min_effect",
         "verdict",
     ]
     return pd.DataFrame(rows, columns=columns)
