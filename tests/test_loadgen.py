@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -112,6 +113,28 @@ def test_server_dynamic_batching_completes_every_sample(tmp_path: Path) -> None:
     assert sum(len(b) for b in runner.batches) == result["query_count"]
     assert max(len(b) for b in runner.batches) <= 4
     check_samples(library, runner)
+    assert result["validity"] == "VALID", result["invalid_reason"]
+
+
+def test_server_runs_its_first_worker_in_the_main_thread(tmp_path: Path) -> None:
+    """The thread that loaded the model serves Server's batches (LoadGen runs in another):
+    PyTorch's OpenMP ran twice as slow in a second thread on 2 cores."""
+
+    class ThreadRecorder(FakeRunner):
+        threads: set[bool] = set()
+
+        def run(self, batch: np.ndarray) -> np.ndarray:
+            self.threads.add(threading.current_thread() is threading.main_thread())
+            return super().run(batch)
+
+    runner = ThreadRecorder()
+    spec = {**SPEC, "target_qps": 200.0, "latency_bound_ms": 100.0, "latency_percentile": 0.9}
+    library = SampleLibrary(inputs())
+    result = run_loadgen(
+        lg, runner, library, "Server", spec, tmp_path, server=ServerPolicy(max_batch=2)
+    )
+    assert runner.threads == {True}
+    assert sum(len(b) for b in runner.batches) == result["query_count"]
     assert result["validity"] == "VALID", result["invalid_reason"]
 
 
