@@ -8,7 +8,7 @@ per-round log ratios ``d_r = ln(B_r / A_r)`` are paired by round, so whatever di
 round (another job on the machine, a frequency change) cancels. The ratio reported is
 ``exp(mean d)`` (the geometric mean of the per-round ratios of medians) and its 95 % CI is the
 paired Student-t interval ``exp(mean d +- t(0.975, R-1) * sd(d) / sqrt(R))``. A t interval
-rather than a bootstrap because studies run few rounds (3 by default), where a bootstrap
+rather than a bootstrap because studies run few rounds (5 by default), where a bootstrap
 percentile interval is far too narrow; the t interval is exact when the log ratios are normal.
 It needs 2 rounds at least. Each interval is a 95 % interval on its own.
 
@@ -23,9 +23,10 @@ shared 2-core machine a configuration's per-round figure moves by several per ce
 fresh processes. With a 2 % margin a true difference of 3-8 % is called in one run and not
 in the next; a Bonferroni correction over the table (tried: t = 46 for 54 comparisons over
 3 rounds) widens every interval tenfold, so even a 5x difference flips with one disturbed
-round. A margin above the machine's run-to-run noise keeps both a self-comparison (true
-ratio 1) and a real difference on the same side of it in every run; a quieter machine can
-state a smaller ``min_effect``.
+round. A margin above the machine's run-to-run noise keeps a self-comparison (true ratio 1)
+and a real difference well beyond the margin on the same side of it in every run; a ratio
+whose CI reaches the margin stays a coin toss. A quieter machine can state a smaller
+``min_effect``.
 """
 
 from __future__ import annotations
