@@ -40,6 +40,9 @@ from typing import Any
 
 import numpy as np
 
+from reproscope import memory
+from reproscope.compare import ratio_ci
+
 THREADS = 2
 BATCH = 1
 ARCH = {
@@ -238,6 +241,8 @@ def measure(framework: str, tmp: Path, rounds: int, queries: int, warmup: int) -
         h / b for h, b in zip(round_medians["harness"], round_medians["bare"], strict=True)
     ]
     out["ratio_round_medians"] = per_round
+    # The paired per-round ratios' geometric mean and 95 % CI, as comparisons.csv computes it.
+    out["ratio_paired"] = ratio_ci(round_medians["harness"], round_medians["bare"])
     return out
 
 
@@ -363,7 +368,7 @@ def print_tables(
     )
     head = (
         f"{'framework':<12} {'n':>5} {'bare med ms':>11} {'harn med ms':>11} "
-        f"{'ratio med':>9} {'ratio wall':>10} "
+        f"{'ratio med':>9} {'paired ratio [95 % CI]':>23} {'ratio wall':>10} "
         f"{'round ratios (min..max)':>24} {'wrapper us':>10} {'bound':>7}  verdict"
     )
     print(head)
@@ -374,11 +379,13 @@ def print_tables(
         print(
             f"{r['framework']:<12} {r['queries']:>5} {r['bare_median_ms']:>11.3f} "
             f"{r['harness_median_ms']:>11.3f} {r['ratio_median']:>9.4f} "
-            f"{r['ratio_wall']:>10.4f} "
+            + "{:>7.4f} [{:.4f}, {:.4f}] ".format(*r["ratio_paired"])
+            + f"{r['ratio_wall']:>10.4f} "
             f"{min(rr):>11.4f}..{max(rr):<11.4f} {r['wrapper_us']:>10.2f} "
             f"{r['bound_ratio']:>7.4f}  {ok}"
         )
     print(
+        "paired ratio: geometric mean of the per-round ratios with its 95 % Student-t CI. "
         "ratio wall: wall time per query, LoadGen's start and teardown included. wrapper us: "
         "what Runner.run adds around the framework call, timed alone.\nbound: 1 + (wrapper + "
         "LoadGen's median latency of a no-op query) / bare median, the deterministic overhead."
@@ -459,7 +466,8 @@ def main() -> int:
                 str(args.warmup),
             ]
             t = time.perf_counter()
-            env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+            # The memory policy of the default study's timing jobs (reproscope.memory).
+            env = memory.environment(True, {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
             proc = subprocess.run(
                 cmd[:6] + ["--make-artifact"], capture_output=True, text=True, env=env
             )

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from reproscope import memory
 from reproscope.atomic import write_text
 from reproscope.cache import Cache, NpyWriter
 from reproscope.fetch import sha256_file
@@ -320,6 +321,8 @@ def run_job(
             runner = make_runner(job["framework"])
             runner.load(Path(job["artifact"]), job)
         record["runner"] = runner.info()
+        if job.get("huge_pages") is not None:
+            record["memory"] = memory.describe(job["huge_pages"])
         record["load_s"] = time.perf_counter() - started
         fingerprint = record["fingerprint"]
         if job["mode"] == "latency" and "peak_gflops" not in fingerprint:
@@ -405,6 +408,8 @@ def main(argv: list[str]) -> int:
         return 2
     text = argv[1] if argv[1].lstrip().startswith("{") else Path(argv[1]).read_text()
     parsed = InferenceJob.from_json(text)
+    if parsed.huge_pages is not None:  # timing jobs; may re-execute this process
+        memory.apply(parsed.huge_pages)
     # Pinned before the framework is imported, so that its thread pools inherit the set.
     pin_cpus(parsed.threads)
     if parsed.points:

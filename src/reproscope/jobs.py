@@ -75,6 +75,7 @@ class InferenceJob(_Job):
     server: dict[str, Any] | None = None
     grouped: bool | None = None  # a point measured inside a round's process
     noise_threshold: float | None = None
+    huge_pages: bool | None = None  # reproscope.memory's policy for the timing process
     loadgen_dir: str | None = None  # LoadGen's logs of an MLPerf scenario
     points: list[dict[str, Any]] | None = None  # a round: each point's own fields
     tensor: dict[str, Any] | None = None  # the per-pixel stages applied to the cache
@@ -259,6 +260,7 @@ def config_points(
                 repeat=int(repeat),
                 server=settings["server"] if scenario == "Server" else None,
                 noise_threshold=noise_threshold,
+                huge_pages=settings.get("huge_pages", True),
                 loadgen_dir=None if scenario == "FixedBatch" else layout.loadgen_dir(result),
                 grouped=grouped,
             )
@@ -314,7 +316,15 @@ def random_init_job(study: Study, name: str) -> RandomInitJob:
 
 MODE_SETTINGS = {
     "accuracy": ("threads", "accuracy_batch_size"),
-    "latency": ("threads", "timing", "server", "noise_threshold", "scenarios", "batch_sizes"),
+    "latency": (
+        "threads",
+        "timing",
+        "server",
+        "noise_threshold",
+        "huge_pages",
+        "scenarios",
+        "batch_sizes",
+    ),
 }
 
 
