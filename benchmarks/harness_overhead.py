@@ -1,7 +1,9 @@
 """How much does the measurement harness add to what it measures?
 
-For EfficientNet-Lite0 at batch size 1 with 2 CPU threads, per framework (ONNX Runtime,
-PyTorch, TensorFlow), each in its own subprocess like the real pinned environments:
+For EfficientNet-Lite0 at batch size 1, per framework (ONNX Runtime, PyTorch, TensorFlow)
+and thread count (``--threads``, default 2: the default study's), each in its own
+subprocess like the real pinned environments and with their memory policy
+(reproscope.memory):
 
 (a) harness: MLPerf LoadGen's SingleStream through reproscope's SUT and QSL
     (``loadgen_harness.run_loadgen``) around the real Runner classes, N queries per round;
@@ -13,7 +15,8 @@ PyTorch, TensorFlow), each in its own subprocess like the real pinned environmen
 Rounds alternate A B B A ... (after a common warm-up) so slow drift (thermal, noisy
 neighbours) hits both alike. Reported per framework: the median over rounds of each round's
 median per-query latency, their ratio harness/bare (target <= 1.02), the per-round ratios,
-and the ratio of wall time per query (which also charges LoadGen's start and bookkeeping).
+and the ratio of wall time per query (which also charges LoadGen's start and bookkeeping),
+with the paired per-round ratios' 95 % CI.
 
 Then one real latency job, ``python -m reproscope.infer '<job json>'``, is run as a
 subprocess, and its result JSON (``load_s``, ``metrics.warmup_s``, ``metrics.duration_s``,
@@ -21,8 +24,8 @@ subprocess, and its result JSON (``load_s``, ``metrics.warmup_s``, ``metrics.dur
 process start to the first timed query and the timed share of the whole process.
 
 Usage: ``python benchmarks/harness_overhead.py [--frameworks onnxruntime,pytorch,tensorflow]
-[--rounds 5] [--queries 60] [--job-frameworks onnxruntime,pytorch]``. Runs in about 2-3 minutes
-on 2 cores. Writes nothing outside a temporary directory.
+[--rounds 5] [--queries 60] [--threads 2] [--job-frameworks onnxruntime,pytorch]``. Runs in
+about 2-3 minutes on 2 cores per thread count. Writes nothing outside a temporary directory.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ import numpy as np
 from reproscope import memory
 from reproscope.compare import ratio_ci
 
-THREADS = 2
+THREADS = 2  # --threads; the default study's
 BATCH = 1
 ARCH = {
     "entry_point": "efficientnet_lite_pytorch:EfficientNet.from_name",
@@ -191,13 +194,15 @@ def harness_loop(runner: Any, batch: np.ndarray, n: int, tmp: Path) -> tuple[flo
     return result["p50_ms"] * 1e6, wall
 
 
-def measure(framework: str, tmp: Path, rounds: int, queries: int, warmup: int) -> dict[str, Any]:
+def measure(
+    framework: str, tmp: Path, rounds: int, queries: int, warmup: int, threads: int
+) -> dict[str, Any]:
     """Child-process body: load through the real Runner, then interleave harness and bare."""
     from reproscope.runners import make_runner
 
     artifact = make_artifact(framework, tmp)  # made beforehand by a --make-artifact process
     runner = make_runner(framework)
-    job = {"device": "cpu", "threads": THREADS, "architecture": ARCH, "unsafe_pickle": False}
+    job = {"device": "cpu", "threads": threads, "architecture": ARCH, "unsafe_pickle": False}
     t0 = time.perf_counter()
     runner.load(artifact, job)
     t_load = time.perf_counter() - t0
@@ -223,6 +228,7 @@ def measure(framework: str, tmp: Path, rounds: int, queries: int, warmup: int) -
     wrapper_us = wrapper_cost_us(framework, runner, batch)
     out: dict[str, Any] = {
         "framework": framework,
+        "threads": threads,
         "load_s": t_load,
         "queries": n_total,
         "runner": runner.info(),
@@ -242,7 +248,7 @@ def measure(framework: str, tmp: Path, rounds: int, queries: int, warmup: int) -
     ]
     out["ratio_round_medians"] = per_round
     # The paired per-round ratios' geometric mean and 95 % CI, as comparisons.csv computes it.
-    out["ratio_paired"] = ratio_ci(round_medians["harness"], round_medians["bare"])
+    out["ratio_paired"] = ratio_ci(round_medians["bare"], round_medians["harness"])
     return out
 
 
@@ -353,7 +359,9 @@ def child(args: argparse.Namespace) -> int:
         # runner could no longer set its thread counts (as in the workflow's convert rule).
         make_artifact(args.child, Path(args.tmp))
         return 0
-    res = measure(args.child, Path(args.tmp), args.rounds, args.queries, args.warmup)
+    res = measure(
+        args.child, Path(args.tmp), args.rounds, args.queries, args.warmup, args.threads_child
+    )
     Path(args.out).write_text(json.dumps(res))
     return 0
 
@@ -363,11 +371,11 @@ def print_tables(
 ) -> None:
     print()
     print(
-        f"Harness overhead, EfficientNet-Lite0, batch {BATCH}, {THREADS} threads "
+        f"Harness overhead, EfficientNet-Lite0, batch {BATCH} "
         f"(LoadGen SingleStream vs a bare loop; medians over interleaved rounds)"
     )
     head = (
-        f"{'framework':<12} {'n':>5} {'bare med ms':>11} {'harn med ms':>11} "
+        f"{'framework':<12} {'thr':>3} {'n':>5} {'bare med ms':>11} {'harn med ms':>11} "
         f"{'ratio med':>9} {'paired ratio [95 % CI]':>23} {'ratio wall':>10} "
         f"{'round ratios (min..max)':>24} {'wrapper us':>10} {'bound':>7}  verdict"
     )
@@ -377,7 +385,8 @@ def print_tables(
         rr = r["ratio_round_medians"]
         ok = "ok" if r["ratio_median"] <= TARGET_RATIO else f"> {TARGET_RATIO}"
         print(
-            f"{r['framework']:<12} {r['queries']:>5} {r['bare_median_ms']:>11.3f} "
+            f"{r['framework']:<12} {r['threads']:>3} {r['queries']:>5} "
+            f"{r['bare_median_ms']:>11.3f} "
             f"{r['harness_median_ms']:>11.3f} {r['ratio_median']:>9.4f} "
             + "{:>7.4f} [{:.4f}, {:.4f}] ".format(*r["ratio_paired"])
             + f"{r['ratio_wall']:>10.4f} "
@@ -385,6 +394,7 @@ def print_tables(
             f"{r['bound_ratio']:>7.4f}  {ok}"
         )
     print(
+        f"thr: the framework's threads (this machine has {os.cpu_count()} CPUs). "
         "paired ratio: geometric mean of the per-round ratios with its 95 % Student-t CI. "
         "ratio wall: wall time per query, LoadGen's start and teardown included. wrapper us: "
         "what Runner.run adds around the framework call, timed alone.\nbound: 1 + (wrapper + "
@@ -432,6 +442,13 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--queries", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("--threads-child", type=int, default=THREADS, help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--threads",
+        default=str(THREADS),
+        help="the framework's thread counts, comma-separated, each measured in turn "
+        "(default 2, the default study's)",
+    )
     ap.add_argument("--json", help="also write all numbers to this file")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--tmp", help=argparse.SUPPRESS)
@@ -447,8 +464,11 @@ def main() -> int:
     noop = noop_harness_cost_us()
     with tempfile.TemporaryDirectory(prefix="reproscope-bench-") as tmpdir:
         tmp = Path(tmpdir)
-        for fw in [f for f in args.frameworks.split(",") if f]:
-            out = tmp / f"meas-{fw}.json"
+        points = [
+            (fw, int(n)) for n in args.threads.split(",") for fw in args.frameworks.split(",")
+        ]
+        for fw, threads in points:
+            out = tmp / f"meas-{fw}-{threads}.json"
             cmd = [
                 sys.executable,
                 __file__,
@@ -464,6 +484,8 @@ def main() -> int:
                 str(args.queries),
                 "--warmup",
                 str(args.warmup),
+                "--threads-child",
+                str(threads),
             ]
             t = time.perf_counter()
             # The memory policy of the default study's timing jobs (reproscope.memory).
