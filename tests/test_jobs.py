@@ -61,6 +61,8 @@ def test_jobs_round_trip_through_json(study) -> None:
         jobs.inference_job(study, "accuracy", "local", "tiny-onnx", "host", "cpu").to_json()
     )
     assert accuracy["architecture"] is None and "scenario" not in accuracy
+    assert "huge_pages" not in accuracy  # the memory policy is a timing setting
+    assert group.huge_pages is True  # study.huge_pages defaults to true
 
 
 def test_unknown_job_field_is_refused() -> None:
