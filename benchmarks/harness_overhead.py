@@ -360,7 +360,7 @@ def child(args: argparse.Namespace) -> int:
         make_artifact(args.child, Path(args.tmp))
         return 0
     res = measure(
-        args.child, Path(args.tmp), args.rounds, args.queries, args.warmup, args.threads_child
+        args.child, Path(args.tmp), args.rounds, args.queries, args.warmup, int(args.threads)
     )
     Path(args.out).write_text(json.dumps(res))
     return 0
@@ -442,7 +442,6 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--queries", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=10)
-    ap.add_argument("--threads-child", type=int, default=THREADS, help=argparse.SUPPRESS)
     ap.add_argument(
         "--threads",
         default=str(THREADS),
@@ -484,7 +483,7 @@ def main() -> int:
                 str(args.queries),
                 "--warmup",
                 str(args.warmup),
-                "--threads-child",
+                "--threads",
                 str(threads),
             ]
             t = time.perf_counter()

@@ -73,6 +73,9 @@ def test_statistics_and_stopping_rule(runs: pd.DataFrame) -> None:
     assert fixed["latency_cv"].notna().all()
     assert fixed["noisy"].isin([True, False]).all()
     assert runs["cpu_set"].astype(str).str.len().gt(0).all()
+    # The memory policy (study.huge_pages, default true) is recorded with every point.
+    assert runs["huge_pages"].eq(True).all()
+    assert runs["thp_mode"].isin(["always", "madvise", "never"]).all()
 
 
 def test_percentiles_only_where_estimable(runs: pd.DataFrame) -> None:

@@ -292,17 +292,21 @@ def latency_run(runner: Any, inputs: np.ndarray, job: dict[str, Any]) -> dict[st
 
 
 def provenance(job: dict[str, Any]) -> dict[str, Any]:
-    """The system fingerprint and the hashes of what the job read."""
+    """The system fingerprint, the memory policy in force and the hashes of what the job
+    read (once per process: a round's points share it)."""
     fingerprint = system_fingerprint(job["threads"], FRAMEWORK_PACKAGES[job["framework"]])
     fingerprint["cpu_set"] = (
         sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     )
-    return {
+    found = {
         "fingerprint": fingerprint,
         "artifact_sha256": sha256_file(job["artifact"]),
         "inputs_sha256": Cache(job["inputs"]).content_sha256(),
         "env_lock_sha256": env_identity(job["env_lock"]),
     }
+    if job.get("huge_pages") is not None:
+        found["memory"] = memory.describe(job["huge_pages"])
+    return found
 
 
 def run_job(
@@ -321,8 +325,6 @@ def run_job(
             runner = make_runner(job["framework"])
             runner.load(Path(job["artifact"]), job)
         record["runner"] = runner.info()
-        if job.get("huge_pages") is not None:
-            record["memory"] = memory.describe(job["huge_pages"])
         record["load_s"] = time.perf_counter() - started
         fingerprint = record["fingerprint"]
         if job["mode"] == "latency" and "peak_gflops" not in fingerprint:

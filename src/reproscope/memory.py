@@ -36,22 +36,14 @@ def _tunables(value: str) -> dict[str, str]:
 
 def environment(huge_pages: bool, base: dict[str, str]) -> dict[str, str]:
     """``base`` with the memory policy's variables set (or removed), other tunables kept."""
-    env = dict(base)
-    tunables = _tunables(env.get("GLIBC_TUNABLES", ""))
-    wanted = _tunables(HUGE_PAGES_ENV["GLIBC_TUNABLES"])
-    for name, setting in wanted.items():
-        if huge_pages:
-            tunables[name] = setting
-        else:
-            tunables.pop(name, None)
+    ours = _tunables(HUGE_PAGES_ENV["GLIBC_TUNABLES"])
+    tunables = {k: v for k, v in _tunables(base.get("GLIBC_TUNABLES", "")).items() if k not in ours}
+    env = {k: v for k, v in base.items() if k not in HUGE_PAGES_ENV}
+    if huge_pages:
+        tunables.update(ours)
+        env["THP_MEM_ALLOC_ENABLE"] = HUGE_PAGES_ENV["THP_MEM_ALLOC_ENABLE"]
     if tunables:
         env["GLIBC_TUNABLES"] = ":".join(f"{k}={v}" for k, v in tunables.items())
-    else:
-        env.pop("GLIBC_TUNABLES", None)
-    if huge_pages:
-        env["THP_MEM_ALLOC_ENABLE"] = HUGE_PAGES_ENV["THP_MEM_ALLOC_ENABLE"]
-    else:
-        env.pop("THP_MEM_ALLOC_ENABLE", None)
     return env
 
 
