@@ -502,20 +502,20 @@ def print_tables(
 def run_child(
     args: argparse.Namespace, fw: str, threads: int, process: int, tmp: Path
 ) -> dict[str, Any]:
-    """One fresh measuring process (the artifact is built first, in a process of its own)."""
+    """One fresh measuring process; before the first, the artifact is built in a process of
+    its own, and later processes find it in ``tmp``."""
     out = tmp / f"meas-{fw}-{threads}-{process}.json"
     cmd = [sys.executable, __file__, "--child", fw, "--tmp", str(tmp), "--out", str(out)]
+    options = {"rounds": args.rounds, "queries": args.queries, "warmup": args.warmup}
+    flags = [x for k, v in options.items() for x in (f"--{k}", str(v))]
+    steps = [[*cmd, "--make-artifact"]] if process == 0 else []
+    steps.append([*cmd, *flags, "--threads", str(threads)])
     # The memory policy of the default study's timing jobs (reproscope.memory).
     env = memory.environment(True, {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-    proc = subprocess.run([*cmd, "--make-artifact"], capture_output=True, text=True, env=env)
-    if proc.returncode == 0:
-        options = {"rounds": args.rounds, "queries": args.queries, "warmup": args.warmup}
-        flags = [x for k, v in options.items() for x in (f"--{k}", str(v))]
-        proc = subprocess.run(
-            [*cmd, *flags, "--threads", str(threads)], capture_output=True, text=True, env=env
-        )
-    if proc.returncode != 0:
-        raise RuntimeError(proc.stderr[-3000:])
+    for step in steps:
+        proc = subprocess.run(step, capture_output=True, text=True, env=env)
+        if proc.returncode != 0:
+            raise RuntimeError(proc.stderr[-3000:])
     return {**json.loads(out.read_text()), "process": process}
 
 
