@@ -249,7 +249,7 @@ def measure(
         out[f"{method}_round_medians_ms"] = round_medians[method]
     out["ratio_median"] = out["harness_median_ms"] / out["bare_median_ms"]
     noop = noop_harness_cost_us()
-    out["noop_p50_us"] = noop["p50_us"]
+    out["noop_us"] = noop
     out["bound_ratio"] = 1 + (wrapper_us + noop["p50_us"]) / 1e3 / out["bare_median_ms"]
     out["ratio_wall"] = out["harness_wall_per_query_ms"] / out["bare_wall_per_query_ms"]
     per_round = [
@@ -412,7 +412,10 @@ def across_processes(meas: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def print_tables(
-    meas: list[dict[str, Any]], jobs: list[dict[str, Any]], starts: dict[str, float]
+    meas: list[dict[str, Any]],
+    summary: list[dict[str, Any]],
+    jobs: list[dict[str, Any]],
+    starts: dict[str, float],
 ) -> None:
     print()
     print(
@@ -456,7 +459,7 @@ def print_tables(
     )
     print(head)
     print("-" * len(head))
-    for a in across_processes(meas):
+    for a in summary:
         low, high = a["ci"]
         spread = f"{min(a['per_process']):.4f}..{max(a['per_process']):.4f}"
         print(
@@ -547,7 +550,6 @@ def main() -> int:
     print(f"load average at start: {os.getloadavg()} on {os.cpu_count()} CPUs", flush=True)
     meas: list[dict[str, Any]] = []
     jobs: list[dict[str, Any]] = []
-    noop = noop_harness_cost_us()
     with tempfile.TemporaryDirectory(prefix="reproscope-bench-") as tmpdir:
         tmp = Path(tmpdir)
         # Fresh processes, frameworks alternating: drift hits every framework alike.
@@ -585,11 +587,17 @@ def main() -> int:
                 print(f"{fw}: real job failed: {exc}", file=sys.stderr)
                 continue
             print(f"[{fw}: real job in {time.perf_counter() - t:.1f} s]", flush=True)
-    print_tables(meas, jobs, starts)
-    print(
-        f"\nLoadGen + SUT with a no-op runner: {noop['p50_us']:.3f} us median latency per "
-        f"query, {noop['wall_us']:.3f} us wall per query"
-    )
+    summary = across_processes(meas)
+    print_tables(meas, summary, jobs, starts)
+    # Measured in every measuring process (for its bound); the median over them.
+    noop = {
+        k: statistics.median(m["noop_us"][k] for m in meas) for k in ("p50_us", "wall_us") if meas
+    }
+    if noop:
+        print(
+            f"\nLoadGen + SUT with a no-op runner: {noop['p50_us']:.3f} us median latency per "
+            f"query, {noop['wall_us']:.3f} us wall per query (median over the processes)"
+        )
     print(f"load average at end: {os.getloadavg()}")
     print(f"\ntotal benchmark time {time.perf_counter() - t_start:.1f} s")
     if args.json:
@@ -597,7 +605,7 @@ def main() -> int:
             json.dumps(
                 {
                     "overhead": meas,
-                    "across_processes": across_processes(meas),
+                    "across_processes": summary,
                     "jobs": jobs,
                     "interpreter": starts,
                     "noop_us": noop,
