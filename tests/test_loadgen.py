@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -13,11 +14,13 @@ import pytest
 from reproscope.loadgen_harness import (
     SampleLibrary,
     ServerPolicy,
+    demote_log_thread,
     early_stopping_queries,
     find_peak_server_rate,
     queries_short,
     run_loadgen,
     server_trial_spec,
+    thread_ids,
 )
 
 lg = pytest.importorskip("mlperf_loadgen")
@@ -109,7 +112,8 @@ def test_server_dynamic_batching_completes_every_sample(tmp_path: Path) -> None:
     policy = ServerPolicy(workers=2, max_batch=4, max_wait_ms=3.0)
     spec = {"target_qps": 300.0, "latency_bound_ms": 100.0, "latency_percentile": 0.9}
     result, library, runner = run("Server", tmp_path, spec=spec, server=policy)
-    assert result["sut"] == {"policy": "worker pool, dynamic batching", **policy.__dict__}
+    sut = {k: v for k, v in result["sut"].items() if k != "loadgen_log_thread"}
+    assert sut == {"policy": "worker pool, dynamic batching", **policy.__dict__}
     assert sum(len(b) for b in runner.batches) == result["query_count"]
     assert max(len(b) for b in runner.batches) <= 4
     check_samples(library, runner)
@@ -136,6 +140,55 @@ def test_server_runs_its_first_worker_in_the_main_thread(tmp_path: Path) -> None
     assert runner.threads == {True}
     assert sum(len(b) for b in runner.batches) == result["query_count"]
     assert result["validity"] == "VALID", result["invalid_reason"]
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
+@pytest.mark.parametrize("scenario", ["SingleStream", "Server"])
+def test_only_loadgens_log_thread_runs_at_idle_priority(scenario: str, tmp_path: Path) -> None:
+    """While queries run, exactly one thread is at SCHED_IDLE: not one that runs the model,
+    and one that LoadGen started and stopped with the test (its log IO thread)."""
+    seen: dict[str, object] = {}
+
+    class PolicyRecorder(FakeRunner):
+        def run(self, batch: np.ndarray) -> np.ndarray:
+            if "idle" not in seen:
+                policies = {tid: os.sched_getscheduler(tid) for tid in thread_ids()}
+                seen["idle"] = {tid for tid, p in policies.items() if p == os.SCHED_IDLE}
+                seen["runner"] = threading.get_native_id()
+            return super().run(batch)
+
+    spec = {**SPEC, "target_qps": 200.0, "latency_bound_ms": 100.0, "latency_percentile": 0.9}
+    before = thread_ids()
+    result = run_loadgen(
+        lg,
+        PolicyRecorder(),
+        SampleLibrary(inputs()),
+        scenario,
+        spec,
+        tmp_path,
+        server=ServerPolicy(workers=2),
+    )
+    assert result["sut"]["loadgen_log_thread"] == "SCHED_IDLE"
+    (idle,) = seen["idle"]
+    assert idle != seen["runner"] and idle not in before
+    assert idle not in thread_ids()  # it ended with the test
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
+def test_demotion_needs_exactly_one_new_thread() -> None:
+    assert demote_log_thread(thread_ids()).startswith("normal priority: 0 threads")
+    stop = threading.Event()
+    extra = [threading.Thread(target=stop.wait) for _ in range(2)]
+    before = thread_ids()
+    for thread in extra:
+        thread.start()
+    try:
+        assert demote_log_thread(before).startswith("normal priority: 2 threads")
+    finally:
+        stop.set()
+        for thread in extra:
+            thread.join()
+    assert all(os.sched_getscheduler(tid) != os.SCHED_IDLE for tid in thread_ids())
 
 
 def test_accuracy_mode_logs_every_output(tmp_path: Path) -> None:
