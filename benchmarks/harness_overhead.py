@@ -403,7 +403,7 @@ def across_processes(meas: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "harness_median_ms": statistics.median(harness),
                 "ratio": ratio,
                 "ci": [low, high],
-                "per_process": [h / b for h, b in zip(harness, bare, strict=True)],
+                "per_process": [m["ratio_median"] for m in ms],
                 "bound_ratio": statistics.median(m["bound_ratio"] for m in ms),
                 "verdict": verdict,
             }

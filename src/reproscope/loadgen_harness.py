@@ -356,15 +356,15 @@ def run_loadgen(
         runner, library, lg, scenario, batch_size, server, keep_outputs=bool(spec.get("accuracy"))
     )
     log_thread: list[str] = []
-
-    def load(indices: list[int]) -> None:
-        if not log_thread:
-            log_thread.append(demote_log_thread(before))
-        library.load(indices)
-
     started = time.perf_counter()
     with sut_obj:
         before = thread_ids()  # the Server SUT's workers are running by now
+
+        def load(indices: list[int]) -> None:
+            if not log_thread:  # LoadGen's first load: its log thread has started
+                log_thread.append(demote_log_thread(before))
+            library.load(indices)
+
         sut = lg.ConstructSUT(sut_obj.issue, sut_obj.flush)
         qsl = lg.ConstructQSL(library.total, library.performance_count, load, library.unload)
         try:
