@@ -20,7 +20,9 @@ from reproscope.loadgen_harness import (
     queries_short,
     run_loadgen,
     server_trial_spec,
+    single_stream_early_stopping_queries,
     thread_ids,
+    with_min_queries,
 )
 
 lg = pytest.importorskip("mlperf_loadgen")
@@ -266,6 +268,22 @@ def test_too_few_queries_for_early_stopping_is_not_a_latency_failure(tmp_path: P
 @pytest.mark.parametrize("percentile,queries", [(0.9, 44), (0.99, 459)])
 def test_early_stopping_minimum_is_loadgens(percentile: float, queries: int) -> None:
     assert early_stopping_queries(percentile) == queries
+
+
+def test_single_stream_runs_the_queries_its_early_stopping_needs(tmp_path: Path) -> None:
+    """One query short of the count is INVALID (LoadGen names the same count); the count
+    itself is VALID, its time cap lifted for it."""
+    needed = single_stream_early_stopping_queries()
+    assert needed == 64  # MLPerf's p90 at LoadGen's 99 % confidence
+    spec = {**SPEC, "min_duration_s": 0.01, "max_duration_s": 0.05}
+    short, _, _ = run("SingleStream", tmp_path / "short", spec={**spec, "min_queries": needed - 1})
+    assert short["validity"] == "INVALID"
+    assert f"at least {needed} queries" in short["early_stopping_result"]
+    enough = with_min_queries(spec, needed, rate=1e3 / 2.0)
+    assert enough["max_duration_s"] >= needed * 2.0 / 1e3
+    result, _, _ = run("SingleStream", tmp_path / "enough", spec=enough)
+    assert result["validity"] == "VALID", result["invalid_reason"]
+    assert result["query_count"] >= needed
 
 
 def test_a_low_server_rate_gets_the_time_its_queries_need(tmp_path: Path) -> None:

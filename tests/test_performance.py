@@ -122,11 +122,15 @@ def test_comparisons_cover_every_pair(runs: pd.DataFrame) -> None:
 
 
 def test_breakdown_on_cpu_has_zero_copies(runs: pd.DataFrame) -> None:
-    offline = runs[runs["scenario"] == "FixedBatch"]
-    assert (offline["breakdown_h2d_ms"] == 0).all() and (offline["breakdown_d2h_ms"] == 0).all()
-    assert (offline["breakdown_compute_ms"] > 0).all()
-    assert (offline["breakdown_preprocess_ms"] > 0).all()
-    assert (offline["breakdown_postprocess_ms"] >= 0).all()
+    measured = (runs["scenario"] == "FixedBatch") & (runs["repeat"] == 0)
+    fixed = runs[measured]
+    assert len(fixed) > 0
+    assert (fixed["breakdown_h2d_ms"] == 0).all() and (fixed["breakdown_d2h_ms"] == 0).all()
+    assert (fixed["breakdown_compute_ms"] > 0).all()
+    assert (fixed["breakdown_preprocess_ms"] > 0).all()
+    assert (fixed["breakdown_postprocess_ms"] >= 0).all()
+    # measured once per configuration: not in later rounds, nor at LoadGen's points
+    assert runs.loc[~measured, "breakdown_compute_ms"].isna().all()
 
 
 def test_threads_and_operation_counts_are_recorded(runs: pd.DataFrame) -> None:

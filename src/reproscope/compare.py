@@ -8,7 +8,7 @@ per-round log ratios ``d_r = ln(B_r / A_r)`` are paired by round, so whatever di
 round (another job on the machine, a frequency change) cancels. The ratio reported is
 ``exp(mean d)`` (the geometric mean of the per-round ratios of medians) and its 95 % CI is the
 paired Student-t interval ``exp(mean d +- t(0.975, R-1) * sd(d) / sqrt(R))``. A t interval
-rather than a bootstrap because studies run few rounds (5 by default), where a bootstrap
+rather than a bootstrap because studies run few rounds (7 by default), where a bootstrap
 percentile interval is far too narrow; the t interval is exact when the log ratios are normal.
 It needs 2 rounds at least. Each interval is a 95 % interval on its own.
 

@@ -411,16 +411,30 @@ def early_stopping_queries(percentile: float) -> int:
     return math.ceil(math.log(1 - EARLY_STOPPING_CONFIDENCE) / math.log(percentile) - 1e-9)
 
 
-def server_trial_spec(spec: dict[str, Any], rate: float, min_queries: int) -> dict[str, Any]:
-    """A Server run at ``rate`` that can issue ``min_queries`` before its time cap: LoadGen
+def single_stream_early_stopping_queries(percentile: float = 0.9) -> int:
+    """The fewest queries with which LoadGen's SingleStream early stopping can estimate its
+    percentile (64 for MLPerf's p90): n with P(at most one of n over it) <= 1 - 0.99."""
+    over = 1.0 - percentile
+    n = 2
+    while percentile**n + n * over * percentile ** (n - 1) > 1 - EARLY_STOPPING_CONFIDENCE:
+        n += 1
+    return n
+
+
+def with_min_queries(spec: dict[str, Any], min_queries: int, rate: float) -> dict[str, Any]:
+    """``spec`` that can issue ``min_queries`` at ``rate`` q/s before its time cap: LoadGen
     ends a run at max_duration even short of min_queries ("exited early"), which would make
-    a low rate INVALID for lack of time, not for its latencies."""
+    it INVALID for lack of time, not for its latencies."""
     return {
         **spec,
-        "target_qps": rate,
         "min_queries": min_queries,
         "max_duration_s": max(spec["max_duration_s"], 1.25 * min_queries / rate + 1.0),
     }
+
+
+def server_trial_spec(spec: dict[str, Any], rate: float, min_queries: int) -> dict[str, Any]:
+    """A Server run at ``rate`` that can issue ``min_queries`` before its time cap."""
+    return {**with_min_queries(spec, min_queries, rate), "target_qps": rate}
 
 
 #: The Server search's cap on rates tried, and on runs of one rate (see queries_short).
