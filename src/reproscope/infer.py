@@ -205,9 +205,13 @@ def loadgen_scenario(runner: Any, inputs: np.ndarray, job: dict[str, Any]) -> di
                 trial_spec = server_trial_spec(spec, rate, (result["query_count"] or 0) + more)
             return result
 
-        start_qps = policy.workers * 1e3 / expected / 4  # half the measured service rate
+        # The measured service rate (``expected`` is half the latency): the peak, with dynamic
+        # batching and a latency bound, is usually within a factor 2 of it, so one doubling or
+        # halving brackets it. Half of it cost one more trial, at the slowest rate, whenever
+        # the peak was above the service rate.
+        start_qps = policy.workers * 1e3 / (2 * expected)
         search = find_peak_server_rate(
-            trial, start_qps, server.get("search_steps", 3), min_qps=start_qps / 16
+            trial, start_qps, server.get("search_steps", 3), min_qps=start_qps / 32
         )
         valid = [t for t in search["trials"] if t["target_qps"] == search["peak_qps"]]
         result = dict(valid[-1] if valid else search["trials"][-1])
