@@ -149,3 +149,6 @@ def test_a_round_time_limit_covers_every_point_at_its_cap() -> None:
     # 2 configs x (60 s start + 2 x 30 s x (2 FixedBatch + 1 SingleStream + 72 Server runs))
     assert round_runtime_minutes(settings, 2) == 152
     assert round_runtime_minutes({**settings, "scenarios": ["FixedBatch"]}, 1) == 10  # floor
+    # a 5 s bound makes every Server trial last 50 s (ten bounds), beyond the 30 s cap
+    slow = {**settings, "server": {"latency_bound_ms": 5000.0}}
+    assert round_runtime_minutes(slow, 2) == 2 * (60 + 2 * 30 * 3 + 2 * 72 * 50) // 60

@@ -19,6 +19,7 @@ from reproscope.loadgen_harness import (
     find_peak_server_rate,
     queries_short,
     run_loadgen,
+    server_min_duration_s,
     server_trial_spec,
     single_stream_early_stopping_queries,
     thread_ids,
@@ -284,6 +285,27 @@ def test_single_stream_runs_the_queries_its_early_stopping_needs(tmp_path: Path)
     result, _, _ = run("SingleStream", tmp_path / "enough", spec=enough)
     assert result["validity"] == "VALID", result["invalid_reason"]
     assert result["query_count"] >= needed
+
+
+def test_a_server_trial_lasts_long_enough_to_expose_an_overload(tmp_path: Path) -> None:
+    """Arrivals 30 % above what the SUT can serve: a 0.05 s burst stays under the bound and
+    reads VALID; the trial spec's ten bounds let the queue grow past it, INVALID."""
+    spec = {**SPEC, "latency_bound_ms": 100.0, "latency_percentile": 0.9, "min_duration_s": 0.05}
+    serial = ServerPolicy(workers=1, max_batch=1)
+    capacity = 1 / 0.004  # one 4 ms batch of one sample at a time, at best
+    rate, needed = 1.3 * capacity, early_stopping_queries(0.9)
+
+    def trial(name: str, trial_spec: dict) -> dict:
+        library, runner = SampleLibrary(inputs()), FakeRunner(sleep_s=0.004)
+        return run_loadgen(lg, runner, library, "Server", trial_spec, tmp_path / name, 1, serial)
+
+    burst = trial("burst", {**spec, "target_qps": rate, "min_queries": needed})
+    assert burst["validity"] == "VALID", burst["invalid_reason"]
+    lasting = server_trial_spec(spec, rate, needed)
+    assert lasting["min_duration_s"] == server_min_duration_s(100.0) == 1.0
+    overloaded = trial("lasting", lasting)
+    assert overloaded["validity"] == "INVALID"
+    assert overloaded["perf_constraints_met"] is False
 
 
 def test_a_low_server_rate_gets_the_time_its_queries_need(tmp_path: Path) -> None:

@@ -16,7 +16,12 @@ from reproscope.ablation import apply_overrides, diagnosis_candidates, field_of,
 from reproscope.entrypoints import check_entry_point
 from reproscope.envfile import EnvFile, read_env_file
 from reproscope.errors import InputError, InputErrors
-from reproscope.loadgen_harness import MULTI_STREAM_SAMPLES, SERVER_ATTEMPTS, SERVER_MAX_TRIALS
+from reproscope.loadgen_harness import (
+    MULTI_STREAM_SAMPLES,
+    SERVER_ATTEMPTS,
+    SERVER_MAX_TRIALS,
+    server_min_duration_s,
+)
 from reproscope.lockfile import LOCK_COMMAND, lock_path
 from reproscope.manifest import Manifest, load_manifests, semantic_errors, url_errors
 from reproscope.preprocess import geometric_spec, spec_hash
@@ -788,10 +793,10 @@ def round_runtime_minutes(settings: dict[str, Any], n_configs: int) -> int:
     """A round job's time limit (SLURM's --time): every point of every configuration at
     its time cap, doubled for warm-up and breakdown, a Server search at its trial cap."""
     cap = float(settings["timing"]["max_duration_s"])
-    server_runs = SERVER_MAX_TRIALS * SERVER_ATTEMPTS
+    bound_ms = float((settings.get("server") or {}).get("latency_bound_ms", 0.0))
+    server_run = SERVER_MAX_TRIALS * SERVER_ATTEMPTS * max(cap, server_min_duration_s(bound_ms))
     per_config = CONFIG_START_S + sum(
-        2 * cap * (server_runs if scenario == "Server" else 1)
-        for scenario, _ in timing_points(settings)
+        2 * (server_run if scenario == "Server" else cap) for scenario, _ in timing_points(settings)
     )
     return max(10, math.ceil(n_configs * per_config / 60))
 
