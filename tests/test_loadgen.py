@@ -21,7 +21,6 @@ from reproscope.loadgen_harness import (
     run_loadgen,
     server_min_duration_s,
     server_trial_spec,
-    single_stream_early_stopping_queries,
     thread_ids,
     with_min_queries,
 )
@@ -274,7 +273,7 @@ def test_early_stopping_minimum_is_loadgens(percentile: float, queries: int) -> 
 def test_single_stream_runs_the_queries_its_early_stopping_needs(tmp_path: Path) -> None:
     """One query short of the count is INVALID (LoadGen names the same count); the count
     itself is VALID, its time cap lifted for it."""
-    needed = single_stream_early_stopping_queries()
+    needed = early_stopping_queries(0.9, overflows=1)
     assert needed == 64  # MLPerf's p90 at LoadGen's 99 % confidence
     spec = {**SPEC, "min_duration_s": 0.01, "max_duration_s": 0.05}
     short, _, _ = run("SingleStream", tmp_path / "short", spec={**spec, "min_queries": needed - 1})

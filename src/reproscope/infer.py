@@ -35,7 +35,6 @@ from reproscope.loadgen_harness import (
     queries_short,
     run_loadgen,
     server_trial_spec,
-    single_stream_early_stopping_queries,
     with_min_queries,
 )
 from reproscope.lockfile import env_identity
@@ -176,7 +175,7 @@ def loadgen_scenario(runner: Any, inputs: np.ndarray, job: dict[str, Any]) -> di
         "accuracy": job.get("loadgen_accuracy", False),
     }
     if scenario == "SingleStream":  # its p90 is VALID only from LoadGen's minimum count on
-        needed = max(spec["min_queries"], single_stream_early_stopping_queries())
+        needed = max(spec["min_queries"], early_stopping_queries(0.9, overflows=1))
         spec = with_min_queries(spec, needed, 1e3 / (2 * expected))
     if scenario != "Server":
         result = run_loadgen(lg, runner, library, scenario, spec, log_dir, job["batch_size"])

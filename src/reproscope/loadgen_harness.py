@@ -405,18 +405,15 @@ _MORE_QUERIES = re.compile(r"at least (\d+) more queries")
 EARLY_STOPPING_CONFIDENCE = 0.99  # LoadGen's
 
 
-def early_stopping_queries(percentile: float) -> int:
+def early_stopping_queries(percentile: float, overflows: int = 0) -> int:
     """The fewest queries with which LoadGen's early stopping can pass a latency percentile:
-    n with percentile**n <= 1 - 0.99 (44 for p90, 459 for p99), when none is over the bound."""
-    return math.ceil(math.log(1 - EARLY_STOPPING_CONFIDENCE) / math.log(percentile) - 1e-9)
-
-
-def single_stream_early_stopping_queries(percentile: float = 0.9) -> int:
-    """The fewest queries with which LoadGen's SingleStream early stopping can estimate its
-    percentile (64 for MLPerf's p90): n with P(at most one of n over it) <= 1 - 0.99."""
-    over = 1.0 - percentile
-    n = 2
-    while percentile**n + n * over * percentile ** (n - 1) > 1 - EARLY_STOPPING_CONFIDENCE:
+    the least n with P(at most ``overflows`` of n queries over it) <= 1 - 0.99. Server allows
+    none (44 for p90, 459 for p99); SingleStream estimates its p90 allowing one (64)."""
+    over, n = 1.0 - percentile, overflows + 1
+    while (
+        sum(math.comb(n, k) * over**k * percentile ** (n - k) for k in range(overflows + 1))
+        > 1 - EARLY_STOPPING_CONFIDENCE
+    ):
         n += 1
     return n
 
@@ -441,9 +438,10 @@ def server_min_duration_s(latency_bound_ms: float) -> float:
 
     Arrivals a share ``e`` above what the SUT sustains build a queue whose wait grows as
     ``e * t``; the p90 fails once the last tenth of the queries waits beyond the bound
-    ``B``, i.e. when the trial lasts ``T > B / (0.9 e)``. Ten bounds catch e >= 11 %, the
-    search's resolution (12.5 % with 3 bisection steps); a shorter trial passes a burst that
-    no steady load could keep (at 0.3 s and a 100 ms bound, 37 % above the SUT's throughput).
+    ``B``, i.e. when the trial lasts ``T > B / (0.9 e)``. Ten bounds catch e >= 11 %, finer
+    than the search's resolution (12.5 % with 3 bisection steps); a shorter trial passes a
+    burst that no steady load could keep (at 0.3 s and a 100 ms bound, 37 % above the SUT's
+    throughput).
     """
     return SERVER_TRIAL_BOUNDS * latency_bound_ms / 1e3
 
