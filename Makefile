@@ -5,6 +5,9 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 READY := $(VENV)/.reproscope-ready
+# Everything a recipe runs (pytest's subprocesses included) finds the venv's tools first, not
+# whatever else is on the caller's PATH.
+export PATH := $(abspath $(BIN)):$(PATH)
 # One environment mechanism per run: Snakemake's conda when conda/mamba exists, else venvs.
 SDM := $(if $(shell command -v mamba || command -v conda),--sdm conda,)
 

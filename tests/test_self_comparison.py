@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -26,9 +27,29 @@ pytest.importorskip("mlperf_loadgen")
 RUNS = 3
 
 
+def venv_twin(prefix: Path) -> Path:
+    """A prefix that runs as this interpreter's environment, packages included: a link to
+    the interpreter beside a copy of its venv's pyvenv.cfg and a link to its lib/. A bare
+    link alone finds no pyvenv.cfg, so it would run the base interpreter without the venv's
+    packages (or with whatever the base happens to have)."""
+    (prefix / "bin").mkdir(parents=True)
+    python = prefix / "bin" / "python"
+    os.symlink(sys.executable, python)
+    if sys.prefix != sys.base_prefix:
+        shutil.copy(Path(sys.prefix) / "pyvenv.cfg", prefix / "pyvenv.cfg")
+        os.symlink(Path(sys.prefix) / "lib", prefix / "lib")
+    probe = subprocess.run(
+        [str(python), "-c", "import sys, onnxruntime, mlperf_loadgen; print(sys.prefix)"],
+        capture_output=True,
+        text=True,
+    )
+    assert probe.returncode == 0 and probe.stdout.strip() == str(prefix), probe.stderr
+    return python
+
+
 def twin_of_host(root: Path) -> None:
-    """`host-twin`: host.yaml and its lock under another name, whose prefix is this
-    interpreter (a link), recorded as build_env records it; so nothing is downloaded."""
+    """`host-twin`: host.yaml and its lock under another name, whose prefix runs this
+    interpreter's environment, recorded as build_env records it; so nothing is downloaded."""
     envs = root / "envs"
     shutil.copy(envs / "host.yaml", envs / "host-twin.yaml")
     shutil.copy(envs / "host.lock.txt", envs / "host-twin.lock.txt")
@@ -38,12 +59,11 @@ def twin_of_host(root: Path) -> None:
     # A dry run writes the workflow's stamp files, so the record below is newer than them.
     assert snakemake(root, "-n").returncode == 0
     env = read_env_file("host-twin", str(envs / "host-twin.yaml"))
-    prefix = root / "results" / "envs" / "host-twin" / "prefix" / "bin"
-    prefix.mkdir(parents=True)
-    os.symlink(sys.executable, prefix / "python")
+    prefix = root / "results" / "envs" / "host-twin" / "prefix"
+    python = venv_twin(prefix)
     built = {"lock": read_lock(envs / "host-twin.lock.txt"), "method": "host"}
-    built["python"] = sys.executable
-    (prefix.parents[1] / "lock.json").write_text(json.dumps(record(env, built), sort_keys=True))
+    built["python"] = str(python)
+    (prefix.parent / "lock.json").write_text(json.dumps(record(env, built), sort_keys=True))
 
 
 def test_self_comparison_finds_no_difference(tmp_path: Path) -> None:
