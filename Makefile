@@ -19,7 +19,7 @@ $(READY): envs/host.lock.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --no-input --require-hashes --no-deps -r envs/host.lock.txt
 	$(BIN)/python -m pip install --no-input --no-deps --no-build-isolation -e .
-	$(BIN)/python -m reproscope.lockfile verify envs/host.lock.txt
+	$(BIN)/python -m reproscope.acquire.lockfile verify envs/host.lock.txt
 	touch $@
 
 study: setup
@@ -30,4 +30,4 @@ test: setup
 
 # Rewrite every envs/*.lock.txt (and the conda pin files where conda exists).
 lock: setup
-	$(BIN)/python -m reproscope.lock
+	$(BIN)/python -m reproscope.acquire.lock

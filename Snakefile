@@ -16,7 +16,7 @@ sys.path.insert(0, f"{workflow.basedir}/src")
 # checkout's): forget it, so that everything below imports this checkout's package.
 for _module in [m for m in sys.modules if m.split(".")[0] == "reproscope"]:
     del sys.modules[_module]
-from reproscope.configcheck import check_workflow_configs
+from reproscope.plan.configcheck import check_workflow_configs
 from reproscope.errors import InputError, InputErrors
 
 # Every config file Snakemake was given, re-read as data before anything from it is used

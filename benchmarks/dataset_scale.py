@@ -36,11 +36,11 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from harness_overhead import make_artifact  # noqa: E402
 
-from reproscope.cache import Cache  # noqa: E402
-from reproscope.datasets import materialise  # noqa: E402
-from reproscope.jobs import standalone_accuracy_job  # noqa: E402
-from reproscope.manifest import read_label_list  # noqa: E402
-from reproscope.preprocess import build_cache, spec_of  # noqa: E402
+from reproscope.acquire.datasets import materialise  # noqa: E402
+from reproscope.acquire.preprocess import build_cache, spec_of  # noqa: E402
+from reproscope.plan.jobs import standalone_accuracy_job  # noqa: E402
+from reproscope.plan.manifest import read_label_list  # noqa: E402
+from reproscope.runtime.cache import Cache  # noqa: E402
 
 MANIFEST = REPO / "manifests" / "efficientnet-lite0-onnx.yaml"
 GRAIN = 512
@@ -144,7 +144,7 @@ def main() -> None:
     ).to_json()
     t = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "reproscope.infer", accuracy],
+        [sys.executable, "-m", "reproscope.runtime.infer", accuracy],
         check=True,
         env={**os.environ, "PYTHONPATH": str(REPO / "src")},
     )

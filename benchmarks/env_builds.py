@@ -2,7 +2,7 @@
 
 Builds every named environment (default: both ONNX Runtime environments and torch) twice,
 each time in a fresh temporary directory, with the same code as the build_env rule
-(reproscope.envs.build), and prints per environment: the identity (lock_sha256) each build
+(reproscope.acquire.envs.build), and prints per environment: the identity (lock_sha256) each build
 records, whether the two installed sets (name==version) are identical, a digest of every
 installed file under site-packages with its hash (from the RECORDs), and each build's wall
 time.
@@ -21,9 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from reproscope.envfile import read_env_file
-from reproscope.envs import build, record
-from reproscope.lockfile import installed
+from reproscope.acquire.envfile import read_env_file
+from reproscope.acquire.envs import build, record
+from reproscope.acquire.lockfile import installed
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT = ["onnxruntime-1.30", "onnxruntime-1.23", "torch-2.13"]

@@ -3,7 +3,7 @@
 For EfficientNet-Lite0 at batch size 1, per framework (ONNX Runtime, PyTorch, TensorFlow)
 and thread count (``--threads``, default 2: the default study's), each in its own
 subprocess like the real pinned environments and with their memory policy
-(reproscope.memory):
+(reproscope.runtime.memory):
 
 (a) harness: MLPerf LoadGen's SingleStream through reproscope's SUT and QSL
     (``loadgen_harness.run_loadgen``) around the real Runner classes, N queries per round;
@@ -26,7 +26,7 @@ processes of the same code (PyTorch, 2 threads, 2 cores). Something drawn once p
 other, so one process's ratio carries that draw as if it were overhead, and only fresh
 processes average it out.
 
-Then one real latency job, ``python -m reproscope.infer '<job json>'``, is run as a
+Then one real latency job, ``python -m reproscope.runtime.infer '<job json>'``, is run as a
 subprocess, and its result JSON (``load_s``, ``metrics.warmup_s``, ``metrics.duration_s``,
 ``wall_s``) is combined with the wall time measured outside the process to give the time from
 process start to the first timed query and the timed share of the whole process.
@@ -52,8 +52,8 @@ from typing import Any
 
 import numpy as np
 
-from reproscope import memory
-from reproscope.compare import ratio_ci
+from reproscope.report.compare import ratio_ci
+from reproscope.runtime import memory
 
 THREADS = 2  # --threads; the default study's
 BATCH = 1
@@ -86,15 +86,15 @@ def make_artifact(framework: str, tmp: Path) -> Path:
     if framework == "pytorch":
         return weights_path()
     if framework == "onnxruntime":
-        from reproscope.convert.torch_export import export_onnx
+        from reproscope.runtime.convert.torch_export import export_onnx
 
         out = tmp / "efficientnet-lite0.onnx"
         if not out.exists():
             export_onnx(torch_model(), out, (1, 3, 224, 224))
         return out
     if framework == "tensorflow":
-        from reproscope.convert.keras_efficientnet_lite import build_from_state_dict
-        from reproscope.convert.torch_export import state_dict_to_numpy
+        from reproscope.runtime.convert.keras_efficientnet_lite import build_from_state_dict
+        from reproscope.runtime.convert.torch_export import state_dict_to_numpy
 
         out = tmp / "efficientnet-lite0.keras"
         if not out.exists():
@@ -189,7 +189,7 @@ def harness_loop(runner: Any, batch: np.ndarray, n: int, tmp: Path) -> tuple[flo
     """One LoadGen SingleStream test of n queries; returns LoadGen's median (ns) and wall."""
     import mlperf_loadgen as lg
 
-    from reproscope.loadgen_harness import SampleLibrary, run_loadgen
+    from reproscope.runtime.loadgen_harness import SampleLibrary, run_loadgen
 
     spec = {
         "min_duration_s": 0.0,
@@ -207,7 +207,7 @@ def measure(
     framework: str, tmp: Path, rounds: int, queries: int, warmup: int, threads: int
 ) -> dict[str, Any]:
     """Child-process body: load through the real Runner, then interleave harness and bare."""
-    from reproscope.runners import make_runner
+    from reproscope.runtime.runners import make_runner
 
     artifact = make_artifact(framework, tmp)  # made beforehand by a --make-artifact process
     runner = make_runner(framework)
@@ -268,7 +268,7 @@ def noop_harness_cost_us(n: int = 2000) -> dict[str, float]:
     """
     import mlperf_loadgen as lg
 
-    from reproscope.loadgen_harness import SampleLibrary, run_loadgen
+    from reproscope.runtime.loadgen_harness import SampleLibrary, run_loadgen
 
     class NoOp:
         def run(self, batch: np.ndarray) -> np.ndarray:
@@ -295,9 +295,9 @@ def python_start_s(code: str, repeats: int = 3) -> float:
 
 
 def real_job(framework: str, tmp: Path) -> dict[str, Any]:
-    """One latency job through ``python -m reproscope.infer``, timed from outside too."""
+    """One latency job through ``python -m reproscope.runtime.infer``, timed from outside too."""
     artifact = make_artifact(framework, tmp)
-    from reproscope.cache import write_cache
+    from reproscope.acquire.cache_writer import write_cache
 
     cache_dir = tmp / f"cache-{framework}"
     cache_dir.mkdir()
@@ -333,7 +333,9 @@ def real_job(framework: str, tmp: Path) -> dict[str, Any]:
     }
     t = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-m", "reproscope.infer", json.dumps(job)], capture_output=True, text=True
+        [sys.executable, "-m", "reproscope.runtime.infer", json.dumps(job)],
+        capture_output=True,
+        text=True,
     )
     outside_s = time.perf_counter() - t
     if proc.returncode != 0 or not result.exists():
@@ -476,7 +478,7 @@ def print_tables(
     if jobs:
         print()
         print(
-            "Real latency job (python -m reproscope.infer, timing: warmup 3, min 2.0 s, "
+            "Real latency job (python -m reproscope.runtime.infer, timing: warmup 3, min 2.0 s, "
             "min 10 queries)"
         )
         head = (
@@ -513,7 +515,7 @@ def run_child(
     flags = [x for k, v in options.items() for x in (f"--{k}", str(v))]
     steps = [[*cmd, "--make-artifact"]] if process == 0 else []
     steps.append([*cmd, *flags, "--threads", str(threads)])
-    # The memory policy of the default study's timing jobs (reproscope.memory).
+    # The memory policy of the default study's timing jobs (reproscope.runtime.memory).
     env = memory.environment(True, {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     for step in steps:
         proc = subprocess.run(step, capture_output=True, text=True, env=env)
@@ -578,7 +580,9 @@ def main() -> int:
         job_fws = [f for f in args.job_frameworks.split(",") if f]
         if job_fws:
             starts["python -c pass"] = python_start_s("pass")
-            starts["import reproscope.infer"] = python_start_s("import reproscope.infer")
+            starts["import reproscope.runtime.infer"] = python_start_s(
+                "import reproscope.runtime.infer"
+            )
         for fw in job_fws:
             t = time.perf_counter()
             try:

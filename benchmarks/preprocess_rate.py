@@ -24,7 +24,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from reproscope.preprocess import build_cache, spec_of  # noqa: E402
+from reproscope.acquire.preprocess import build_cache, spec_of  # noqa: E402
 
 MIRROR = REPO.parent / "shared" / "data" / "imagenet-sample"
 

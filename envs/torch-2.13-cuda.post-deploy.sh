@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Written by `python -m reproscope.lock`. Snakemake's conda deployment runs this inside the
+# Written by `python -m reproscope.acquire.lock`. Snakemake's conda deployment runs this inside the
 # environment it built from torch-2.13-cuda.<platform>.pin.txt (conda packages),
 # from the workflow's directory: the pip packages come from the lock alone, then the
 # installed set is compared with the lock.
-# lock sha256=181c29b43a22e97bc9fd836ecd64b75ba18c2a486974ac4fd72c14e7d4370212
+# lock sha256=752421833a8c9e96043d5c0ebae29c265824e7cc2ea82b1fc5f4674fb062bfa8
 set -euo pipefail
 python -m pip install --no-input --require-hashes --no-deps -r envs/torch-2.13-cuda.lock.txt
-python src/reproscope/lockfile.py verify envs/torch-2.13-cuda.lock.txt
+PYTHONPATH=src python -m reproscope.acquire.lockfile verify envs/torch-2.13-cuda.lock.txt

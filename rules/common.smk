@@ -12,15 +12,17 @@ from snakemake.settings.types import DeploymentMethod
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from reproscope import jobs, layout
-from reproscope.envs import HOST, conda_tool
-from reproscope.provenance import write_if_changed
+from reproscope.plan import jobs
+from reproscope.runtime import layout
+from reproscope.runtime.jobs import digest
+from reproscope.acquire.envs import HOST, conda_tool
+from reproscope.report.provenance import write_if_changed
 from reproscope.errors import InputError, InputErrors
-from reproscope.fingerprint import gpus
-from reproscope.cache import CHUNK_IMAGES as DEFAULT_CHUNK_IMAGES
-from reproscope.compare import MIN_EFFECT
-from reproscope.preprocess import geometric_spec, spec_of
-from reproscope.study import load_study, variant_only_caches, round_runtime_minutes
+from reproscope.runtime.fingerprint import gpus
+from reproscope.runtime.cache import CHUNK_IMAGES as DEFAULT_CHUNK_IMAGES
+from reproscope.report.compare import MIN_EFFECT
+from reproscope.acquire.preprocess import geometric_spec, spec_of
+from reproscope.plan.study import load_study, variant_only_caches, round_runtime_minutes
 
 
 def _config_label():
@@ -60,15 +62,15 @@ if USE_CONDA and conda_tool() is None:
 
 
 INFER_SHELL = (
-    'PYTHONPATH="$REPROSCOPE_SRC" {params.python} -m reproscope.infer {params.job:q} '
+    'PYTHONPATH="$REPROSCOPE_SRC" {params.python} -m reproscope.runtime.infer {params.job:q} '
     "> {log} 2>&1"
 )
 RANDOM_INIT_SHELL = (
-    'PYTHONPATH="$REPROSCOPE_SRC" {params.python} -m reproscope.random_init {params.job:q} '
+    'PYTHONPATH="$REPROSCOPE_SRC" {params.python} -m reproscope.runtime.random_init {params.job:q} '
     "> {log} 2>&1"
 )
 CONVERT_SHELL = (
-    'PYTHONPATH="$REPROSCOPE_SRC" {params.python} -m reproscope.convert.main {params.job:q} '
+    'PYTHONPATH="$REPROSCOPE_SRC" {params.python} -m reproscope.runtime.convert.main {params.job:q} '
     "> {log} 2>&1"
 )
 
@@ -219,7 +221,7 @@ VARIANT_RESULTS = variant_results()
 
 def result_digests(results):
     """result path -> digest of its current job; aggregation refuses any other."""
-    return {r: jobs.digest(RESULT_JOBS[r].to_dict()) for r in results}
+    return {r: digest(RESULT_JOBS[r].to_dict()) for r in results}
 
 
 def result_dependencies(results):
@@ -272,12 +274,12 @@ def inference_inputs(mode):
     return inputs
 
 
-# Timing is measured in rounds (reproscope.rounds): one job per system and round runs every
+# Timing is measured in rounds (reproscope.runtime.rounds): one job per system and round runs every
 # configuration of that system once, each in its own environment's python; round r needs
 # round r-1's results, so rounds never overlap.
 TIMED_SYSTEMS = sorted(set(LATENCY_ROWS["system"])) if len(LATENCY_ROWS) else []
 ROUNDS_SHELL = (
-    'PYTHONPATH="$REPROSCOPE_SRC" {params.python} -m reproscope.rounds {params.plan:q} '
+    'PYTHONPATH="$REPROSCOPE_SRC" {params.python} -m reproscope.runtime.rounds {params.plan:q} '
     "> {log} 2>&1"
 )
 

@@ -1,4 +1,4 @@
-from reproscope.lockfile import lock_path
+from reproscope.acquire.lockfile import lock_path
 
 # One mechanism per run (USE_CONDA, rules/common.smk): Snakemake's conda builds the
 # environments from the pin files and post-deploy scripts, or build_env makes a virtualenv

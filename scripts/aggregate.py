@@ -9,7 +9,7 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
 
 import json
 
-from reproscope.aggregate import (
+from reproscope.report.aggregate import (
     accuracy_table,
     agreement_table,
     comparisons_table,
@@ -18,7 +18,7 @@ from reproscope.aggregate import (
     rounded,
     runs_table,
 )
-from reproscope.provenance import check_results
+from reproscope.report.provenance import check_results
 from reproscope.rulelog import log_stderr
 
 snakemake = snakemake  # noqa: F821, PLW0127 (injected by Snakemake)

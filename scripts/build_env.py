@@ -7,8 +7,8 @@ from pathlib import Path
 # This checkout's package, whatever reproscope the interpreter has installed.
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
 
-from reproscope.envfile import read_env_file
-from reproscope.envs import build, record
+from reproscope.acquire.envfile import read_env_file
+from reproscope.acquire.envs import build, record
 
 snakemake = snakemake  # noqa: F821, PLW0127 (injected by Snakemake)
 

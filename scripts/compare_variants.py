@@ -9,8 +9,8 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
 
 import json
 
-from reproscope.provenance import check_results
-from reproscope.variants_table import diagnosis_table, variants_table
+from reproscope.report.provenance import check_results
+from reproscope.report.variants_table import diagnosis_table, variants_table
 
 snakemake = snakemake  # noqa: F821, PLW0127 (injected by Snakemake)
 

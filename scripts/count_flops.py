@@ -9,7 +9,7 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
 
 import json
 
-from reproscope.flops import onnx_flops
+from reproscope.report.flops import onnx_flops
 from reproscope.rulelog import log_stderr
 
 snakemake = snakemake  # noqa: F821, PLW0127 (injected by Snakemake)

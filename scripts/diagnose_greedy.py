@@ -11,9 +11,9 @@ import os
 
 import pandas as pd
 
-from reproscope.aggregate import claim_for
-from reproscope.greedy import accuracy_evaluator, greedy_diagnosis
-from reproscope.variants_table import DEFAULT_TOLERANCE
+from reproscope.report.aggregate import claim_for
+from reproscope.report.greedy import accuracy_evaluator, greedy_diagnosis
+from reproscope.report.variants_table import DEFAULT_TOLERANCE
 
 snakemake = snakemake  # noqa: F821, PLW0127 (injected by Snakemake)
 

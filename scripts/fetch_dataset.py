@@ -9,7 +9,7 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
 
 import json
 
-from reproscope.datasets import materialise
+from reproscope.acquire.datasets import materialise
 
 snakemake = snakemake  # noqa: F821, PLW0127 (injected by Snakemake)
 

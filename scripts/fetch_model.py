@@ -7,7 +7,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
 
 
-from reproscope.fetch import fetch_pypi, fetch_url, redact_url
+from reproscope.acquire.fetch import fetch_pypi, fetch_url, redact_url
 
 snakemake = snakemake  # noqa: F821, PLW0127 (injected by Snakemake)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
 
 from reproscope.rulelog import log_stderr
-from reproscope.shards import merge_shards
+from reproscope.runtime.shards import merge_shards
 
 snakemake = snakemake  # noqa: F821, PLW0127 (injected by Snakemake)
 log_stderr(snakemake.log[0])  # tracebacks and refusals reach the log too

@@ -9,7 +9,7 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
 
 import pandas as pd
 
-from reproscope.plots import accuracy_vs_claim, latency_breakdown, latency_throughput
+from reproscope.report.plots import accuracy_vs_claim, latency_breakdown, latency_throughput
 from reproscope.rulelog import log_stderr
 
 snakemake = snakemake  # noqa: F821, PLW0127 (injected by Snakemake)

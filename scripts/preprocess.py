@@ -8,7 +8,7 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
 
 import json
 
-from reproscope.preprocess import build_cache
+from reproscope.acquire.preprocess import build_cache
 
 snakemake = snakemake  # noqa: F821, PLW0127 (injected by Snakemake)
 

@@ -8,8 +8,8 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
 
 import pandas as pd
 
-from reproscope.plots import system_ranking as plot_ranking
-from reproscope.ranking import system_ranking
+from reproscope.report.plots import system_ranking as plot_ranking
+from reproscope.report.ranking import system_ranking
 from reproscope.rulelog import log_stderr
 
 snakemake = snakemake  # noqa: F821, PLW0127 (injected by Snakemake)

@@ -6,7 +6,7 @@ generated synthetic-colours dataset, at batch sizes 1..128 (8 powers of two), on
 
 * ``<model>-pytorch``: a url (file://) source of format pytorch-state-dict with the real
   sha256 of the TinyColourNet weights the generator writes (artifacts/tiny.pt), and
-  architecture entry point ``reproscope.tinynet:TinyColourNet``;
+  architecture entry point ``reproscope.runtime.tinynet:TinyColourNet``;
 * ``<model>-onnx``: derived from the pytorch manifest with the ``onnx-export`` converter;
 * ``<model>-tensorflow``: a url (file://) source of format keras pointing at a small
   ``.keras`` file the generator writes (artifacts/tiny.keras) with its real sha256.
@@ -103,7 +103,7 @@ def manifest(
             "sha256": sha256(weights),
         }
         data["architecture"] = {
-            "entry_point": "reproscope.tinynet:TinyColourNet",
+            "entry_point": "reproscope.runtime.tinynet:TinyColourNet",
             "args": [len(COLOURS)],
             "kwargs": {},
         }

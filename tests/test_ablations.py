@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from reproscope.preprocess import geometric_spec
+from reproscope.acquire.preprocess import geometric_spec
 from tests import tinystudy
 from tests.test_workflow import dry_run_edited, planned_jobs, snakemake
 

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from reproscope.atomic import replacing, write_text
+from reproscope.runtime.atomic import replacing, write_text
 
 
 def test_target_appears_whole_and_keeps_its_suffix(tmp_path: Path) -> None:

@@ -13,16 +13,16 @@ import numpy as np
 import pytest
 import yaml
 
-from reproscope.ablation import apply_overrides
-from reproscope.cache import Cache
-from reproscope.preprocess import (
+from reproscope.acquire.preprocess import (
     build_cache,
     geometric_spec,
     preprocess_image,
     spec_hash,
     spec_of,
 )
-from reproscope.tensorize import finish, tensor_spec
+from reproscope.plan.ablation import apply_overrides
+from reproscope.runtime.cache import Cache
+from reproscope.runtime.tensorize import finish, tensor_spec
 from tests.tinystudy import REPO
 
 MIRROR = REPO.parent / "shared" / "data" / "imagenet-sample"
@@ -68,7 +68,7 @@ def test_cache_gives_the_per_image_bytes_for_every_study_spec(tmp_path: Path) ->
 
 
 def test_cache_chunks_ranges_and_digest(tmp_path: Path) -> None:
-    from reproscope.cache import write_cache
+    from reproscope.acquire.cache_writer import write_cache
 
     data = np.random.default_rng(0).integers(0, 256, (23, 4, 5, 3), dtype=np.uint8)
     index = write_cache(
@@ -98,7 +98,7 @@ def test_cache_chunks_ranges_and_digest(tmp_path: Path) -> None:
 def test_default_study_cache_without_diagnosis_fits_1_5_gb() -> None:
     """results/preprocess of the default study's models and ablations: one uint8 cache
     per geometric spec, 1000 images of 224x224x3 each (the diagnosis adds its own)."""
-    from reproscope.study import load_study
+    from reproscope.plan.study import load_study
 
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     config["manifests"] = str(REPO / "manifests")

@@ -1,4 +1,4 @@
-"""The ratio CI and verdict of reproscope.compare against distributions with a known answer."""
+"""The ratio CI and verdict of report.compare against distributions with a known answer."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from reproscope.compare import (
+from reproscope.report.compare import (
     FASTER,
     MIN_EFFECT,
     SAME,
@@ -116,7 +116,7 @@ def test_bad_input_is_refused() -> None:
 def test_a_study_without_accuracy_or_timing_jobs_gets_headers() -> None:
     """A timing-only study (every system `accuracy: false`) has no accuracy results, an
     accuracy-only one no timing results: their tables are headers, not a crash."""
-    from reproscope.aggregate import accuracy_table, agreement_table, runs_table
+    from reproscope.report.aggregate import accuracy_table, agreement_table, runs_table
 
     index = {"dataset": "d", "content_digest": "sha256:0"}
     accuracy = accuracy_table([], index, {})

@@ -42,7 +42,7 @@ def weights_path() -> Path:
 
 @pytest.fixture(scope="module")
 def numpy_state_dict(weights_path: Path) -> dict[str, np.ndarray]:
-    from reproscope.convert.torch_export import state_dict_to_numpy
+    from reproscope.runtime.convert.torch_export import state_dict_to_numpy
 
     return state_dict_to_numpy(weights_path)
 
@@ -70,7 +70,7 @@ def torch_logits(torch_mod: Any, torch_model: Any, images_nchw: np.ndarray) -> n
 @pytest.fixture(scope="module")
 def keras_model(numpy_state_dict: dict[str, np.ndarray]) -> Any:
     pytest.importorskip("tensorflow")
-    from reproscope.convert.keras_efficientnet_lite import build_from_state_dict
+    from reproscope.runtime.convert.keras_efficientnet_lite import build_from_state_dict
 
     return build_from_state_dict(numpy_state_dict, image_size=IMAGE_SIZE)
 
@@ -84,7 +84,7 @@ def _keras_logits(model: Any, images_nchw: np.ndarray) -> np.ndarray:
 
 def test_kernel_layouts() -> None:
     pytest.importorskip("tensorflow")
-    from reproscope.convert import keras_efficientnet_lite as kel
+    from reproscope.runtime.convert import keras_efficientnet_lite as kel
 
     conv = np.arange(4 * 3 * 2 * 5, dtype=np.float32).reshape(4, 3, 2, 5)  # O, I, H, W
     assert kel.conv_kernel(conv).shape == (2, 5, 3, 4)
@@ -98,7 +98,7 @@ def test_kernel_layouts() -> None:
 
 def test_lite0_block_table() -> None:
     pytest.importorskip("tensorflow")
-    from reproscope.convert.keras_efficientnet_lite import lite0_blocks
+    from reproscope.runtime.convert.keras_efficientnet_lite import lite0_blocks
 
     blocks = lite0_blocks()
     assert len(blocks) == 16
@@ -118,7 +118,7 @@ def test_state_dict_to_numpy(numpy_state_dict: dict[str, np.ndarray]) -> None:
 def test_keras_module_does_not_import_torch() -> None:
     pytest.importorskip("tensorflow")
     code = (
-        "import sys, reproscope.convert.keras_efficientnet_lite\n"
+        "import sys, reproscope.runtime.convert.keras_efficientnet_lite\n"
         "assert not any(m == 'torch' or m.startswith('torch.') for m in sys.modules)\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=120)
@@ -159,7 +159,7 @@ def test_keras_safe_mode_roundtrip(
 @pytest.fixture(scope="module")
 def onnx_path(torch_model: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("onnx")
-    from reproscope.convert.torch_export import export_onnx
+    from reproscope.runtime.convert.torch_export import export_onnx
 
     path = tmp_path_factory.mktemp("onnx") / "efficientnet_lite0.onnx"
     export_onnx(torch_model, path, (1, 3, IMAGE_SIZE, IMAGE_SIZE))
@@ -181,7 +181,7 @@ def test_onnx_matches_torch(
 
 
 def test_onnx_export_is_deterministic(onnx_path: Path, torch_model: Any, tmp_path: Path) -> None:
-    from reproscope.convert.torch_export import export_onnx
+    from reproscope.runtime.convert.torch_export import export_onnx
 
     again = tmp_path / "again.onnx"
     export_onnx(torch_model, again, (1, 3, IMAGE_SIZE, IMAGE_SIZE))

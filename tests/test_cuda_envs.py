@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from reproscope.errors import InputErrors
-from reproscope.study import load_study
-from reproscope.tensorize import tensor_spec
+from reproscope.plan.study import load_study
+from reproscope.runtime.tensorize import tensor_spec
 from tests import tinystudy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,9 +80,9 @@ def test_no_gpu_no_cuda_jobs_and_no_cuda_environments_needed(
 
 @pytest.fixture
 def tiny_job(tmp_path: Path) -> dict[str, Any]:
-    from reproscope.cache import write_cache
-    from reproscope.convert.torch_export import export_onnx
-    from reproscope.tinynet import TinyColourNet
+    from reproscope.acquire.cache_writer import write_cache
+    from reproscope.runtime.convert.torch_export import export_onnx
+    from reproscope.runtime.tinynet import TinyColourNet
 
     model = TinyColourNet(4)
     torch.save(model.state_dict(), tmp_path / "model.pt")
@@ -102,7 +102,7 @@ def tiny_job(tmp_path: Path) -> dict[str, Any]:
         "tensor": tensor_spec(tinystudy.colour_inputs(8, "NCHW")),
         "env_lock": str(tmp_path / "lock.json"),
         "architecture": {
-            "entry_point": "reproscope.tinynet:TinyColourNet",
+            "entry_point": "reproscope.runtime.tinynet:TinyColourNet",
             "args": [4],
             "kwargs": {},
             "packages": ["torch"],
@@ -128,8 +128,8 @@ def test_a_cuda_job_on_this_machine_is_an_unavailable_row(
     tiny_job: dict[str, Any], tmp_path: Path, framework: str, suffix: str, reason: str
 ) -> None:
     pytest.importorskip("onnxruntime")
-    from reproscope.aggregate import runs_table
-    from reproscope.infer import run_job, write_record
+    from reproscope.report.aggregate import runs_table
+    from reproscope.runtime.infer import run_job, write_record
 
     job = {**tiny_job, "framework": framework, "device": "cuda"}
     job["artifact"] = str(tmp_path / f"model.{suffix}")
@@ -156,7 +156,9 @@ def test_the_group_budget_records_skipped_batch_sizes(
     group.write_text(json.dumps({**job, "points": points}))
     # A process of its own, as in the workflow (torch sets its thread pools once).
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    subprocess.run([sys.executable, "-m", "reproscope.infer", str(group)], check=True, env=env)
+    subprocess.run(
+        [sys.executable, "-m", "reproscope.runtime.infer", str(group)], check=True, env=env
+    )
     records = [json.loads(Path(out).read_text()) for out in outs]
     assert [r["status"] for r in records] == ["ok", "skipped", "skipped"]
     assert all("time budget: estimated" in r["reason"] for r in records[1:])

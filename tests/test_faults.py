@@ -38,7 +38,7 @@ def infer_pids(marker: str) -> list[int]:
             cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
         except OSError:
             continue
-        if "reproscope.infer" not in cmdline or "FixedBatch_bs4" not in cmdline:
+        if "reproscope.runtime.infer" not in cmdline or "FixedBatch_bs4" not in cmdline:
             continue
         try:
             if os.readlink(proc / "cwd") == marker:

@@ -1,4 +1,4 @@
-"""Tests for reproscope.fetch. No internet: a local HTTP server and a local wheel are used."""
+"""Tests for acquire.fetch. No internet: a local HTTP server and a local wheel are used."""
 
 from __future__ import annotations
 
@@ -21,15 +21,15 @@ from pathlib import Path
 
 import pytest
 
-from reproscope.fetch import (
+from reproscope.acquire.fetch import (
     ArchiveError,
     FetchError,
     directory_digest,
     fetch_pypi,
     fetch_url,
     safe_extract,
-    sha256_file,
 )
+from reproscope.runtime.digests import sha256_file
 
 GOOD = b"model weights \x00\x01\x02" * 1000
 GOOD_SHA = hashlib.sha256(GOOD).hexdigest()

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from reproscope.flops import onnx_flops, peak_gflops
+from reproscope.report.flops import onnx_flops, peak_gflops
 
 # ----------------------------------------------------------------- hand-computed reference
 # Input (B, 3, 8, 8).
@@ -35,7 +35,7 @@ def torch_mod() -> Any:
 
 
 def _export(torch_mod: Any, model: Any, path: Path, shape: tuple[int, ...]) -> Path:
-    from reproscope.convert.torch_export import export_onnx
+    from reproscope.runtime.convert.torch_export import export_onnx
 
     torch_mod.manual_seed(0)
     export_onnx(model, path, shape)
@@ -163,8 +163,8 @@ def test_onnx_matmul_model_multiplies_and_gives_a_peak() -> None:
     """The hand-serialised MatMul graph is a valid ONNX model computing A @ B, and the ONNX
     Runtime runner's peak comes from it, at its own thread count."""
     ort = pytest.importorskip("onnxruntime")
-    from reproscope.peak import measure_peak_gflops, onnx_matmul_model
-    from reproscope.runners.onnx_runner import OnnxRunner
+    from reproscope.runtime.peak import measure_peak_gflops, onnx_matmul_model
+    from reproscope.runtime.runners.onnx_runner import OnnxRunner
 
     session = ort.InferenceSession(onnx_matmul_model(n=3), providers=["CPUExecutionProvider"])
     a = np.arange(9, dtype=np.float32).reshape(3, 3)

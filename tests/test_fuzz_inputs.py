@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 import yaml
 
-from reproscope.configcheck import check_config_file
 from reproscope.errors import InputError, InputErrors
-from reproscope.manifest import load_manifest
-from reproscope.study import load_study
+from reproscope.plan.configcheck import check_config_file
+from reproscope.plan.manifest import load_manifest
+from reproscope.plan.study import load_study
 from reproscope.yamlio import load_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,7 +46,7 @@ HOSTILE_VALUES: list[Any] = [
     "/dev/zero",
     "os:system",
     "torch:os.system",
-    "reproscope.envs:build_env",
+    "reproscope.acquire.envs:build_env",
     "https://u:p@example.com/x",
     "file:///dev/zero",
     "(",

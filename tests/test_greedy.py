@@ -14,9 +14,9 @@ from typing import Any
 
 import pandas as pd
 
-from reproscope.ablation import apply_overrides, diagnosis_candidates, field_of
-from reproscope.greedy import greedy_diagnosis
-from reproscope.manifest import load_manifest
+from reproscope.plan.ablation import apply_overrides, diagnosis_candidates, field_of
+from reproscope.plan.manifest import load_manifest
+from reproscope.report.greedy import greedy_diagnosis
 
 README = Path(__file__).parents[1] / "manifests" / "efficientnet-lite0-readme-example.yaml"
 CLAIM, TOLERANCE = 87.1, 0.5

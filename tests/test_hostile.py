@@ -17,16 +17,20 @@ from pathlib import Path
 import pytest
 import yaml
 
-from reproscope.configcheck import (
+from reproscope.acquire.fetch import FetchError, fetch_url, redact_url
+from reproscope.errors import InputError, InputErrors
+from reproscope.plan.configcheck import (
     check_config_arg,
     check_config_file,
     check_snakemake_args,
     check_workflow_configs,
 )
-from reproscope.entrypoints import EntryPointRefused, build_architecture, resolve_entry_point
-from reproscope.errors import InputError, InputErrors
-from reproscope.fetch import FetchError, fetch_url, redact_url
-from reproscope.manifest import load_manifest
+from reproscope.plan.manifest import load_manifest
+from reproscope.runtime.entrypoints import (
+    EntryPointRefused,
+    build_architecture,
+    resolve_entry_point,
+)
 from tests import tinystudy
 from tests.test_validation import BAD, BASE_MANIFEST, DOC, check
 from tests.test_workflow import snakemake, snakemake_command
@@ -195,7 +199,7 @@ def test_snakemake_never_evaluates_a_yte_config(tmp_path: Path, marker: Path, en
     tinystudy.build(root)
     command = snakemake_command(root, "-n", "--configfile", str(yte_config(tmp_path, marker)))
     if entry == "wrapper":
-        command[1:3] = ["-m", "reproscope.configcheck", "snakemake"]
+        command[1:3] = ["-m", "reproscope.plan.configcheck", "snakemake"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode != 0
     assert "yte.yaml: field '__use_yte__'" in result.stderr
@@ -220,9 +224,9 @@ PACKAGES = ["efficientnet_lite_pytorch"]
 def test_shipped_and_pinned_entry_points_resolve() -> None:
     from efficientnet_lite_pytorch import EfficientNet
 
-    from reproscope.tinynet import TinyColourNet
+    from reproscope.runtime.tinynet import TinyColourNet
 
-    assert resolve_entry_point("reproscope.tinynet:TinyColourNet", []) is TinyColourNet
+    assert resolve_entry_point("reproscope.runtime.tinynet:TinyColourNet", []) is TinyColourNet
     builder = resolve_entry_point("efficientnet_lite_pytorch:EfficientNet.from_name", PACKAGES)
     assert builder == EfficientNet.from_name
 
@@ -236,8 +240,8 @@ def test_shipped_and_pinned_entry_points_resolve() -> None:
         "efficientnet_lite_pytorch:no_such_builder",
         "efficientnet_lite_pytorch.model:nn.Conv2d",  # only the resolved object shows it
         "efficientnet_lite_pytorch:EfficientNet._from_name",
-        "reproscope.envs:subprocess.run",
-        "reproscope.study:load_study",  # reproscope is not allowed as a whole
+        "reproscope.acquire.envs:subprocess.run",
+        "reproscope.plan.study:load_study",  # reproscope is not allowed as a whole
     ],
 )
 def test_escaping_entry_points_are_refused(entry_point: str) -> None:
@@ -247,7 +251,7 @@ def test_escaping_entry_points_are_refused(entry_point: str) -> None:
 
 def test_runner_refuses_before_calling_or_loading(tmp_path: Path, marker: Path) -> None:
     """The torch runner checks the resolved entry point before torch.load or the call."""
-    from reproscope.runners.torch_runner import TorchRunner
+    from reproscope.runtime.runners.torch_runner import TorchRunner
 
     artifact = tmp_path / "w.pt"
     tinystudy.write_weights(artifact)
@@ -260,7 +264,7 @@ def test_runner_refuses_before_calling_or_loading(tmp_path: Path, marker: Path) 
 
 
 def test_converter_refuses_before_calling(tmp_path: Path, marker: Path) -> None:
-    from reproscope.convert.main import main
+    from reproscope.runtime.convert.main import main
 
     weights = tmp_path / "w.pt"
     tinystudy.write_weights(weights)
@@ -340,7 +344,7 @@ def test_fetch_log_is_redacted(tmp_path: Path) -> None:
 def test_consented_unsafe_pickle_loads_and_is_marked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from reproscope.study import load_study
+    from reproscope.plan.study import load_study
     from reproscope.yamlio import load_yaml
 
     root = tmp_path / "tiny"

@@ -9,11 +9,15 @@ import numpy as np
 import pytest
 import yaml
 
-from reproscope import jobs, layout, provenance
-from reproscope.cache import Cache, write_cache
+from reproscope.acquire.cache_writer import write_cache
 from reproscope.errors import InputErrors
-from reproscope.fetch import sha256_file
-from reproscope.study import load_study
+from reproscope.plan import jobs
+from reproscope.plan.study import load_study
+from reproscope.report import provenance
+from reproscope.runtime import layout
+from reproscope.runtime.cache import Cache
+from reproscope.runtime.digests import sha256_file
+from reproscope.runtime.jobs import digest
 from tests import tinystudy
 
 
@@ -71,7 +75,7 @@ def test_unknown_job_field_is_refused() -> None:
 
 
 def test_point_of_a_round_is_the_job_its_result_records(study) -> None:
-    """reproscope.infer.run_group writes each point of a round as point_jobs() gives it;
+    """reproscope.runtime.infer.run_group writes each point of a round as point_jobs() gives it;
     the expected digests must match exactly that."""
     group = jobs.round_job(study, "local", "tiny-onnx", "host", "cpu", 0)
     expected = provenance.expected_digests(study)
@@ -80,7 +84,7 @@ def test_point_of_a_round_is_the_job_its_result_records(study) -> None:
     assert points[2].loadgen_dir == points[2].result_out.removesuffix(".json") + "_loadgen"
     for point in points:
         assert point.repeat == 0 and point.grouped
-        assert expected[point.result_out] == jobs.digest(point.to_dict())
+        assert expected[point.result_out] == digest(point.to_dict())
 
 
 def test_base_result_swaps_the_manifest() -> None:
@@ -91,7 +95,7 @@ def test_base_result_swaps_the_manifest() -> None:
 
 
 def _fake_result(job: jobs.InferenceJob) -> Path:
-    """A result as reproscope.infer writes it, over files made here."""
+    """A result as reproscope.runtime.infer writes it, over files made here."""
     lock_record = json.dumps({"lock_sha256": "a" * 64}).encode()
     for path, content in ((job.artifact, b"weights"), (job.env_lock, lock_record)):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -139,7 +143,7 @@ def test_current_results_pass_and_stale_ones_are_named(study) -> None:
 
 
 def test_a_round_time_limit_covers_every_point_at_its_cap() -> None:
-    from reproscope.study import round_runtime_minutes
+    from reproscope.plan.study import round_runtime_minutes
 
     settings = {
         "batch_sizes": [1, 2],

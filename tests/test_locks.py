@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from reproscope import lock as lock_command
-from reproscope.envfile import read_env_file
-from reproscope.envs import HOST, build, record
-from reproscope.lockfile import (
+from reproscope.acquire.envfile import read_env_file
+from reproscope.acquire.envs import HOST, build, record
+from reproscope.acquire.lockfile import (
     LockError,
     check_usable,
     current_target,
@@ -21,8 +21,8 @@ from reproscope.lockfile import (
     lock_path,
     read_lock,
     render,
-    sha256_of,
 )
+from reproscope.runtime.digests import sha256_file
 
 REPO = Path(__file__).resolve().parents[1]
 # Two small pure-Python wheels from the tensorflow lock: quick to fetch, cached after the first.
@@ -40,7 +40,7 @@ def _tiny_env(root: Path, pins: tuple[str, ...] = TINY_PINS) -> Path:
 
 @pytest.fixture(scope="module")
 def tiny_locked(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny environment file with the lock that `python -m reproscope.lock` writes."""
+    """A tiny environment file with the lock that `python -m reproscope.acquire.lock` writes."""
     root = tmp_path_factory.mktemp("tiny")
     path = _tiny_env(root)
     assert (
@@ -55,7 +55,7 @@ def test_lock_lists_every_package_with_hash_and_target(tiny_locked: Path) -> Non
     assert {n: v for n, (v, _) in lock.packages.items()} == {"six": "1.17.0", "namex": "0.1.0"}
     assert all(len(sha) == 64 for _, sha in lock.packages.values())
     assert lock.target == current_target()
-    assert lock.sources == {"tiny.yaml": sha256_of(tiny_locked)}
+    assert lock.sources == {"tiny.yaml": sha256_file(tiny_locked)}
     deploy = tiny_locked.with_name("tiny.post-deploy.sh").read_text()
     assert "--require-hashes --no-deps -r" in deploy and lock.sha256 in deploy
 
@@ -68,13 +68,13 @@ def test_build_twice_gives_the_lock_and_identical_sets(tiny_locked: Path, tmp_pa
         rec = record(env, built)
         identities.append(rec["lock_sha256"])
         sets.append(installed(built["python"])[1])
-    assert identities[0] == identities[1] == sha256_of(lock_path(tiny_locked))
+    assert identities[0] == identities[1] == sha256_file(lock_path(tiny_locked))
     assert sets[0] == sets[1] == {"six": "1.17.0", "namex": "0.1.0"}
 
 
 def test_changed_sha256_fails_naming_the_package(tiny_locked: Path, tmp_path: Path) -> None:
     path = _tiny_env(tmp_path)
-    good = lock_path(tiny_locked).read_text().replace(sha256_of(tiny_locked), sha256_of(path))
+    good = lock_path(tiny_locked).read_text().replace(sha256_file(tiny_locked), sha256_file(path))
     sha = read_lock(lock_path(tiny_locked)).packages["namex"][1]
     lock_path(path).write_text(good.replace(sha, "0" * 64))
     with pytest.raises(LockError, match=r"namex==0\.1\.0: the lock says sha256 0{64}"):
@@ -99,7 +99,7 @@ def test_stale_or_foreign_lock_is_refused(tmp_path: Path) -> None:
     with pytest.raises(LockError, match=r"tiny\.yaml changed .*`python -m reproscope\.lock tiny`"):
         check_usable(read_lock(lock_path(path)))
     lock_path(path).write_text(
-        render(packages, {"tiny.yaml": sha256_of(path)}, "win32-arm64 cpython-3.9")
+        render(packages, {"tiny.yaml": sha256_file(path)}, "win32-arm64 cpython-3.9")
     )
     with pytest.raises(LockError, match="locked for win32-arm64 cpython-3.9"):
         check_usable(read_lock(lock_path(path)))
@@ -126,7 +126,7 @@ def test_host_is_the_interpreter_identified_by_its_lock() -> None:
     env = read_env_file(HOST, REPO / "envs" / "host.yaml")
     log = io.StringIO()
     rec = record(env, build(env, Path("unused"), log))
-    assert rec["method"] == "host" and rec["lock_sha256"] == sha256_of(
+    assert rec["method"] == "host" and rec["lock_sha256"] == sha256_file(
         REPO / "envs" / "host.lock.txt"
     )
     assert rec["python_version"] == sys.version.split()[0]

@@ -1,4 +1,4 @@
-"""The timing processes' memory policy (reproscope.memory): its variables, the re-execution
+"""The timing processes' memory policy (reproscope.runtime.memory): its variables, the re-execution
 that puts them in force, and what a result records."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from reproscope import memory
+from reproscope.runtime import memory
 
 SRC = str(Path(memory.__file__).parents[1])
 
@@ -28,7 +28,7 @@ def test_environment_sets_and_removes_only_its_own_variables() -> None:
 
 PROBE = """
 import json, os, sys
-from reproscope import memory
+from reproscope.runtime import memory
 print("started", flush=True)
 memory.apply(sys.argv[1] == "on")
 print(json.dumps(memory.describe(sys.argv[1] == "on")))

@@ -153,7 +153,7 @@ def test_repeats_table(runs: pd.DataFrame) -> None:
 
 def test_cpu_breakdown_paths_without_a_gpu() -> None:
     """The CUDA stage arithmetic is the same function; check it on synthetic stamps."""
-    from reproscope.runners.base import stage_ms
+    from reproscope.runtime.runners.base import stage_ms
 
     assert stage_ms(0, 1_000_000, 4_000_000, 4_500_000, "cuda") == {
         "h2d_ms": 1.0,

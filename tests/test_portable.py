@@ -122,7 +122,9 @@ def test_one_environment_mechanism_per_run(tmp_path: Path) -> None:
     tinystudy.build(tmp_path)
     result = snakemake(tinystudy.REPO, tmp_path, "-n", "-p")
     assert result.returncode == 0, result.stderr[-3000:]
-    commands = [line for line in result.stdout.splitlines() if "-m reproscope.infer" in line]
+    commands = [
+        line for line in result.stdout.splitlines() if "-m reproscope.runtime.infer" in line
+    ]
     assert commands and all(
         'PYTHONPATH="$REPROSCOPE_SRC" "$REPROSCOPE_HOST_PYTHON" -m' in line for line in commands
     ), commands[:2]

@@ -1,4 +1,4 @@
-"""Tests for reproscope.preprocess, each against an independent reference computation.
+"""Tests for reproscope.acquire.preprocess, each against an independent reference computation.
 
 Images are tiny and generated in tmp_path; references are written out with numpy, PIL,
 OpenCV or torch calls in the test itself. Decoder and resampler differences that are
@@ -18,7 +18,7 @@ import torch.nn.functional as F
 import yaml
 from PIL import Image
 
-from reproscope.preprocess import (
+from reproscope.acquire.preprocess import (
     antialias_problem,
     center_crop,
     decode,
@@ -595,7 +595,7 @@ def test_preprocess_image_reshape_bug_end_to_end(tmp_path: Path) -> None:
 
 
 def test_overrides_change_only_their_field() -> None:
-    from reproscope.ablation import apply_overrides, diagnosis_candidates, field_of
+    from reproscope.plan.ablation import apply_overrides, diagnosis_candidates, field_of
 
     base = yaml.safe_load(MANIFEST.read_text())
     variant = apply_overrides(base, {"inputs.color_order": "BGR", "outputs.label_offset": 1})
@@ -618,7 +618,7 @@ def test_symmetric_padding_variant_shifts_the_sampling_grid() -> None:
     pytest.importorskip("efficientnet_lite_pytorch")
     from efficientnet_lite_pytorch import EfficientNet
 
-    from reproscope.architectures import efficientnet_lite_symmetric_padding
+    from reproscope.runtime.architectures import efficientnet_lite_symmetric_padding
 
     same = EfficientNet.from_name("efficientnet-lite0").eval()
     symmetric = efficientnet_lite_symmetric_padding("efficientnet-lite0").eval()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from reproscope.ranking import system_ranking
+from reproscope.report.ranking import system_ranking
 
 
 def run(system: str, device: str, batch_size: int, compute: float, h2d: float) -> dict:

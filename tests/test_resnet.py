@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from reproscope.errors import InputErrors
-from reproscope.manifest import load_manifest, load_manifests
-from reproscope.study import load_study
+from reproscope.plan.manifest import load_manifest, load_manifests
+from reproscope.plan.study import load_study
 
 ROOT = Path(__file__).resolve().parents[1]
 MANIFESTS = ROOT / "manifests"
@@ -22,7 +22,7 @@ MANIFESTS = ROOT / "manifests"
 @pytest.fixture(scope="module")
 def keras_resnet() -> Any:
     keras = pytest.importorskip("keras")
-    from reproscope.random_init import init_keras
+    from reproscope.runtime.random_init import init_keras
 
     model = keras.applications.ResNet50(weights=None, classifier_activation=None)
     init_keras(model, seed=0)
@@ -39,8 +39,8 @@ def images() -> np.ndarray:
 @pytest.fixture(scope="module")
 def torch_resnet(keras_resnet: Any) -> Any:
     torch = pytest.importorskip("torch")
-    from reproscope.architectures import resnet50_v1
-    from reproscope.convert.keras_resnet import keras_to_torch_state
+    from reproscope.runtime.architectures import resnet50_v1
+    from reproscope.runtime.convert.keras_resnet import keras_to_torch_state
 
     state = keras_to_torch_state({layer.name: layer.get_weights() for layer in keras_resnet.layers})
     model = resnet50_v1()
@@ -55,7 +55,7 @@ def _relative(a: np.ndarray, b: np.ndarray) -> float:
 def test_seeded_weights_repeat_and_differ_by_seed(keras_resnet: Any) -> None:
     import keras
 
-    from reproscope.random_init import init_keras
+    from reproscope.runtime.random_init import init_keras
 
     other = keras.applications.ResNet50(weights=None, classifier_activation=None)
     init_keras(other, seed=0)
@@ -73,7 +73,7 @@ def test_seeded_weights_repeat_and_differ_by_seed(keras_resnet: Any) -> None:
 
 def test_torch_random_init_is_seeded() -> None:
     torch = pytest.importorskip("torch")
-    from reproscope.random_init import init_torch
+    from reproscope.runtime.random_init import init_torch
 
     def weights(seed: int) -> dict[str, Any]:
         module = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
@@ -107,7 +107,7 @@ def test_onnx_export_matches_keras(
     keras_resnet: Any, torch_resnet: Any, images: np.ndarray, tmp_path: Path
 ) -> None:
     ort = pytest.importorskip("onnxruntime")
-    from reproscope.convert.torch_export import export_onnx
+    from reproscope.runtime.convert.torch_export import export_onnx
 
     out = tmp_path / "resnet50-v1.onnx"
     export_onnx(torch_resnet, out, (1, 3, 224, 224))
@@ -119,7 +119,7 @@ def test_onnx_export_matches_keras(
 
 
 def test_port_rejects_another_model() -> None:
-    from reproscope.convert.keras_resnet import keras_to_torch_state
+    from reproscope.runtime.convert.keras_resnet import keras_to_torch_state
 
     with pytest.raises(KeyError, match="conv1_conv"):
         keras_to_torch_state({"dense": [np.zeros((2, 2)), np.zeros(2)]})
@@ -219,7 +219,7 @@ def test_figure1_study_sweeps_1_to_256_on_two_systems(monkeypatch: pytest.Monkey
 
 
 def test_accuracy_row_of_random_weights_says_not_applicable(tmp_path: Path) -> None:
-    from reproscope.aggregate import NOT_APPLICABLE, accuracy_table
+    from reproscope.report.aggregate import NOT_APPLICABLE, accuracy_table
 
     result = tmp_path / "accuracy.json"
     np.save(tmp_path / "topk.npy", np.zeros((3, 5), dtype=np.int32))

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from reproscope.resources import GpuSampler, peak_rss_bytes, trapezoid_energy_j
+from reproscope.runtime.resources import GpuSampler, peak_rss_bytes, trapezoid_energy_j
 
 
 class FakeNVMLError(Exception):

@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from reproscope.envfile import read_env_file
-from reproscope.envs import record
-from reproscope.lockfile import read_lock
+from reproscope.acquire.envfile import read_env_file
+from reproscope.acquire.envs import record
+from reproscope.acquire.lockfile import read_lock
 from tests import tinystudy
 from tests.test_workflow import snakemake
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from reproscope.shards import shard_range
+from reproscope.runtime.shards import shard_range
 from tests import tinystudy
 from tests.test_workflow import snakemake
 

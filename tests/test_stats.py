@@ -1,4 +1,4 @@
-"""Tests for reproscope.stats (expected values worked out by hand)."""
+"""Tests for reproscope.runtime.stats (expected values worked out by hand)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from reproscope.stats import (
+from reproscope.runtime.stats import (
     UNSTABLE_IQR_RATIO,
     exact_mcnemar,
     median_ci_order_stats,
@@ -128,7 +128,7 @@ def test_exact_mcnemar_reference_and_edges() -> None:
 
 
 def test_queries_needed_for_a_tail_percentile() -> None:
-    from reproscope.stats import queries_needed
+    from reproscope.runtime.stats import queries_needed
 
     assert queries_needed(90) == 29 and 0.9**29 <= 0.05 < 0.9**28
     assert queries_needed(99) == 299 and 0.99**299 <= 0.05 < 0.99**298
@@ -138,7 +138,7 @@ def test_queries_needed_for_a_tail_percentile() -> None:
 
 
 def test_trusted_percentile_says_what_is_missing() -> None:
-    from reproscope.stats import trusted_percentile
+    from reproscope.runtime.stats import trusted_percentile
 
     assert trusted_percentile(12.5, 299, 99) == 12.5
     assert trusted_percentile(12.5, 298, 99) == "not estimable, needs 299 queries (ran 298)"
@@ -149,7 +149,7 @@ def test_trusted_percentile_says_what_is_missing() -> None:
 def test_the_rule_bounds_the_percentile_at_95_percent() -> None:
     """With n = queries_needed(p), the sample maximum exceeds the true p-quantile in >= 95 %
     of samples (checked on an exponential distribution with a known quantile)."""
-    from reproscope.stats import queries_needed
+    from reproscope.runtime.stats import queries_needed
 
     rng = np.random.default_rng(0)
     n = queries_needed(90)

@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from reproscope.errors import InputError, InputErrors
-from reproscope.manifest import load_manifest, load_manifests
-from reproscope.study import load_study
+from reproscope.plan.manifest import load_manifest, load_manifests
+from reproscope.plan.study import load_study
 from reproscope.yamlio import MAX_YAML_BYTES, load_yaml
 
 ROOT = Path(__file__).resolve().parents[1]

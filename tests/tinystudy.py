@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from reproscope.datasets import SYNTHETIC_CLASSES
+from reproscope.acquire.datasets import SYNTHETIC_CLASSES
 
 REPO = Path(__file__).resolve().parents[1]
 COLOURS = SYNTHETIC_CLASSES  # the generated dataset's classes
@@ -22,7 +22,7 @@ def sha256(path: Path) -> str:
 def write_weights(path: Path) -> None:
     import torch
 
-    from reproscope.tinynet import prototype_state_dict
+    from reproscope.runtime.tinynet import prototype_state_dict
 
     names = sorted(COLOURS)
     prototypes = torch.tensor([COLOURS[n] for n in names], dtype=torch.float32) / 127.5 - 1.0
@@ -70,7 +70,7 @@ def manifest(name: str, labels: Path, weights: Path, framework: str, **extra) ->
             "sha256": sha256(weights),
         },
         "architecture": {
-            "entry_point": "reproscope.tinynet:TinyColourNet",
+            "entry_point": "reproscope.runtime.tinynet:TinyColourNet",
             "args": [6],
             "kwargs": {},
         },

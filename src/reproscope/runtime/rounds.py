@@ -1,0 +1,65 @@
+"""One measurement round: `python -m reproscope.runtime.rounds ROUND.json`.
+
+A study's timing is measured in rounds. A round runs every configuration the study compares
+on one system (each manifest in each of its environments on each device) once, one after
+another, each in a fresh process of its own environment's python that measures all of that
+configuration's timing points. Rounds are chained by the workflow (round r needs round r-1's
+results), so they never overlap and nothing else of the study's timing runs beside them.
+So configurations are interleaved, A B C A B C ..., instead of measured in blocks (A A A B B
+B ...): a slow drift of the machine then lands on all of them alike, and the comparison of
+A and B pairs round r of A with round r of B. Round r starts at configuration r (mod n),
+so that no configuration always runs first, right after the previous round's last.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def round_order(configs: list[Any], round_index: int) -> list[Any]:
+    """The configurations of round ``round_index``: rotated by the round's number."""
+    if not configs:
+        return []
+    shift = round_index % len(configs)
+    return configs[shift:] + configs[:shift]
+
+
+def run_round(plan: dict[str, Any]) -> int:
+    """Run each configuration of a round plan in turn; returns the number that failed."""
+    failed = 0
+    # This checkout's package (the workflow exports it), for every environment's python.
+    src = os.environ.get("REPROSCOPE_SRC") or os.environ.get("PYTHONPATH", "")
+    env = {**os.environ, "PYTHONPATH": src}
+    for config in round_order(plan["configs"], plan["round"]):
+        # The workflow names the host's python by a variable, never by an absolute path.
+        python = os.path.expandvars(config["python"].strip('"'))
+        log = Path(config["log"])
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("w") as out:
+            proc = subprocess.run(
+                [python, "-m", "reproscope.runtime.infer", json.dumps(config["job"])],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                check=False,
+            )
+        print(f"round {plan['round']}: {config['name']}: exit {proc.returncode}", flush=True)
+        failed += proc.returncode != 0
+    return failed
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2:
+        print("usage: python -m reproscope.runtime.rounds ROUND.json|'{...}'", file=sys.stderr)
+        return 2
+    text = argv[1] if argv[1].lstrip().startswith("{") else Path(argv[1]).read_text()
+    return 1 if run_round(json.loads(text)) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
