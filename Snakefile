@@ -53,4 +53,4 @@ gc.freeze()
 rule all:
     default_target: True
     input:
-        all_outputs(),
+        targets.all_outputs(study),

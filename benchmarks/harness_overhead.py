@@ -6,7 +6,7 @@ subprocess like the real pinned environments and with their memory policy
 (reproscope.runtime.memory):
 
 (a) harness: MLPerf LoadGen's SingleStream through reproscope's SUT and QSL
-    (``loadgen_harness.run_loadgen``) around the real Runner classes, N queries per round;
+    (``scenarios.loadgen.run_loadgen``) around the real Runner classes, N queries per round;
     its figure is LoadGen's own median latency (issue to completion, as LoadGen times it);
 (b) bare:    the same framework call in a plain loop, ``perf_counter_ns`` around each call
     (``session.run(None, feed)`` / ``model(x)`` under one ``torch.inference_mode()`` /
@@ -54,6 +54,7 @@ import numpy as np
 
 from reproscope.report.compare import ratio_ci
 from reproscope.runtime import memory
+from reproscope.runtime.jobs import InferenceJob
 
 THREADS = 2  # --threads; the default study's
 BATCH = 1
@@ -64,6 +65,24 @@ ARCH = {
     "packages": ["efficientnet_lite_pytorch", "torch"],  # what the runner checks it against
 }
 TARGET_RATIO = 1.02
+
+
+def job_fields(framework: str, artifact: Path, threads: int) -> dict[str, Any]:
+    """What a job of the benchmark's model in ``framework`` says, on the CPU."""
+    return {
+        "mode": "latency",
+        "framework": framework,
+        "manifest": f"efficientnet-lite0-{framework}",
+        "model": "efficientnet-lite0",
+        "system": "local",
+        "env": "current",
+        "device": "cpu",
+        "threads": threads,
+        "artifact": str(artifact),
+        "architecture": ARCH,
+        "unsafe_pickle": False,
+        "top_k": 5,
+    }
 
 
 def weights_path() -> Path:
@@ -189,7 +208,8 @@ def harness_loop(runner: Any, batch: np.ndarray, n: int, tmp: Path) -> tuple[flo
     """One LoadGen SingleStream test of n queries; returns LoadGen's median (ns) and wall."""
     import mlperf_loadgen as lg
 
-    from reproscope.runtime.loadgen_harness import SampleLibrary, run_loadgen
+    from reproscope.runtime.scenarios.loadgen import run_loadgen
+    from reproscope.runtime.scenarios.loadgen_sut import SampleLibrary
 
     spec = {
         "min_duration_s": 0.0,
@@ -211,7 +231,8 @@ def measure(
 
     artifact = make_artifact(framework, tmp)  # made beforehand by a --make-artifact process
     runner = make_runner(framework)
-    job = {"device": "cpu", "threads": threads, "architecture": ARCH, "unsafe_pickle": False}
+    # The runner reads the device, threads and architecture; no inputs are read.
+    job = InferenceJob(**job_fields(framework, artifact, threads), inputs="", env_lock="")
     t0 = time.perf_counter()
     runner.load(artifact, job)
     t_load = time.perf_counter() - t0
@@ -268,7 +289,8 @@ def noop_harness_cost_us(n: int = 2000) -> dict[str, float]:
     """
     import mlperf_loadgen as lg
 
-    from reproscope.runtime.loadgen_harness import SampleLibrary, run_loadgen
+    from reproscope.runtime.scenarios.loadgen import run_loadgen
+    from reproscope.runtime.scenarios.loadgen_sut import SampleLibrary
 
     class NoOp:
         def run(self, batch: np.ndarray) -> np.ndarray:
@@ -310,21 +332,10 @@ def real_job(framework: str, tmp: Path) -> dict[str, Any]:
     env_lock = tmp / "lock.json"  # never written: the job records no environment identity
     result = tmp / f"result-{framework}.json"
     job = {
-        "mode": "latency",
-        "framework": framework,
-        "manifest": f"efficientnet-lite0-{framework}",
-        "model": "efficientnet-lite0",
-        "system": "local",
-        "env": "current",
-        "device": "cpu",
-        "threads": THREADS,
-        "artifact": str(artifact),
+        **job_fields(framework, artifact, THREADS),
         "inputs": str(inputs),
         "tensor": {"color_order": "RGB", "normalize": norm, "dtype": "float32", "layout": layout},
         "env_lock": str(env_lock),
-        "architecture": ARCH,
-        "unsafe_pickle": False,
-        "top_k": 5,
         "timing": {"warmup": 3, "min_duration_s": 2.0, "min_queries": 10, "max_duration_s": 60},
         "batch_size": BATCH,
         "scenario": "FixedBatch",

@@ -55,7 +55,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "src"))
 
-from reproscope import layout  # noqa: E402
+from reproscope.runtime import layout  # noqa: E402
 from tests import scalegen  # noqa: E402
 
 SNAKEFILE = REPO / "Snakefile"

@@ -4,46 +4,46 @@ rule aggregate:
         accuracy=ACCURACY_RESULTS,
         logits=beside(ACCURACY_RESULTS, layout.logits_of),
         topk=beside(ACCURACY_RESULTS, layout.topk_of),
-        latency=ROUND_DIRS,
-        flops=flops_files(),
-        made_from=result_dependencies(ACCURACY_RESULTS + LATENCY_RESULTS),
+        latency=RESULT_FILES.round_dirs,
+        flops=targets.flops_files(study),
+        made_from=RESULT_FILES.dependencies(ACCURACY_RESULTS + LATENCY_RESULTS),
         labels=sorted(
             {str(study.manifest(n).labels_path) for n in study.settings["models"]}
         ),
         code=code_stamp("aggregate", script="aggregate.py"),
     output:
         runs=report(
-            f"{RESULTS}/summary/runs.csv",
+            layout.summary("runs.csv"),
             caption="../report/runs.rst",
             category="Tables",
         ),
         accuracy=report(
-            f"{RESULTS}/summary/accuracy.csv",
+            layout.summary("accuracy.csv"),
             caption="../report/accuracy.rst",
             category="Tables",
         ),
         agreement=report(
-            f"{RESULTS}/summary/agreement.csv",
+            layout.summary("agreement.csv"),
             caption="../report/agreement.rst",
             category="Tables",
         ),
         repeats=report(
-            f"{RESULTS}/summary/repeats.csv",
+            layout.summary("repeats.csv"),
             caption="../report/repeats.rst",
             category="Tables",
         ),
         comparisons=report(
-            f"{RESULTS}/summary/comparisons.csv",
+            layout.summary("comparisons.csv"),
             caption="../report/comparisons.rst",
             category="Tables",
         ),
         environments=report(
-            f"{RESULTS}/summary/environments.csv",
+            layout.summary("environments.csv"),
             caption="../report/environments.rst",
             category="Tables",
         ),
     log:
-        f"{RESULTS}/logs/aggregate.log",
+        layout.log("aggregate"),
     conda:
         "../envs/workflow.yaml"
     threads: 1
@@ -51,10 +51,12 @@ rule aggregate:
         mem_mb=2000,
         runtime=10,
     params:
-        manifests=lambda wc: canonical(manifest_summaries(study.settings["models"])),
+        manifests=lambda wc: canonical(
+            summaries.manifest_summaries(study, study.settings["models"])
+        ),
         # the timing points inside the rounds' folders
         latency=LATENCY_RESULTS,
-        jobs=result_digests(ACCURACY_RESULTS + LATENCY_RESULTS),
+        jobs=RESULT_FILES.digests(ACCURACY_RESULTS + LATENCY_RESULTS),
         min_effect=study.settings.get("min_effect", MIN_EFFECT),
     script:
         "../scripts/aggregate.py"
@@ -66,22 +68,22 @@ rule compare_variants:
         base=ACCURACY_RESULTS,
         variants=VARIANT_RESULTS,
         topk=beside(ACCURACY_RESULTS + VARIANT_RESULTS, layout.topk_of),
-        made_from=result_dependencies(ACCURACY_RESULTS + VARIANT_RESULTS),
+        made_from=RESULT_FILES.dependencies(ACCURACY_RESULTS + VARIANT_RESULTS),
         labels=sorted({str(study.manifest(n).labels_path) for n in EVALUATED}),
         code=code_stamp("compare_variants", script="compare_variants.py"),
     output:
         ablations=report(
-            f"{RESULTS}/summary/ablations.csv",
+            layout.summary("ablations.csv"),
             caption="../report/ablations.rst",
             category="Ablations",
         ),
         diagnosis=report(
-            f"{RESULTS}/summary/diagnosis.csv",
+            layout.summary("diagnosis.csv"),
             caption="../report/diagnosis.rst",
             category="Ablations",
         ),
     log:
-        f"{RESULTS}/logs/compare_variants.log",
+        layout.log("compare_variants"),
     conda:
         "../envs/workflow.yaml"
     threads: 1
@@ -89,29 +91,29 @@ rule compare_variants:
         mem_mb=2000,
         runtime=10,
     params:
-        manifests=lambda wc: canonical(manifest_summaries()),
-        variants=lambda wc: canonical(variant_summaries()),
-        jobs=result_digests(ACCURACY_RESULTS + VARIANT_RESULTS),
+        manifests=lambda wc: canonical(summaries.manifest_summaries(study, EVALUATED)),
+        variants=lambda wc: canonical(summaries.variant_summaries(study)),
+        jobs=RESULT_FILES.digests(ACCURACY_RESULTS + VARIANT_RESULTS),
     script:
         "../scripts/compare_variants.py"
 
 
 rule system_ranking:
     input:
-        runs=f"{RESULTS}/summary/runs.csv",
+        runs=rules.aggregate.output.runs,
     output:
         table=report(
-            f"{RESULTS}/summary/system_ranking.csv",
+            layout.summary("system_ranking.csv"),
             caption="../report/system_ranking.rst",
             category="Performance",
         ),
         plot=report(
-            f"{RESULTS}/plots/system_ranking.png",
+            layout.plot("system_ranking.png"),
             caption="../report/system_ranking.rst",
             category="Performance",
         ),
     log:
-        f"{RESULTS}/logs/system_ranking.log",
+        layout.log("system_ranking"),
     conda:
         "../envs/workflow.yaml"
     threads: 1
@@ -126,10 +128,10 @@ if DIAGNOSED:
 
     rule diagnose_greedy:
         input:
-            index=dataset_index(study.dataset),
-            round1=layout.summary("diagnosis.csv"),
+            index=layout.dataset_index(study.dataset),
+            round1=rules.compare_variants.output.diagnosis,
             models=[artifact(n) for n in DIAGNOSED],
-            locks=[env_lock(study.env_of(n)) for n in DIAGNOSED],
+            locks=[layout.env_lock(study.env_of(n)) for n in DIAGNOSED],
         output:
             report(
                 layout.summary("diagnosis_greedy.csv"),
@@ -137,7 +139,7 @@ if DIAGNOSED:
                 category="Ablations",
             ),
         log:
-            f"{RESULTS}/logs/diagnose_greedy.log",
+            layout.log("diagnose_greedy"),
         conda:
             "../envs/workflow.yaml"
         # one process per core while building caches; inference uses study.threads
@@ -146,8 +148,8 @@ if DIAGNOSED:
             mem_mb=8000,
             runtime=120,
         params:
-            caches=f"{RESULTS}/preprocess/{study.dataset}",
-            work=f"{RESULTS}/diagnosis",
-            diagnosed=lambda wc: canonical(diagnosis_jobs()),
+            caches=layout.preprocess_dir(study.dataset),
+            work=layout.diagnosis_dir(),
+            diagnosed=lambda wc: canonical(summaries.diagnosis_jobs(study, env_python)),
         script:
             "../scripts/diagnose_greedy.py"

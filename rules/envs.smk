@@ -12,9 +12,9 @@ rule build_env:
         lock=lambda wc: str(lock_path(Path(config["environments"][wc.env]))),
         code=code_stamp("build_env", script="build_env.py"),
     output:
-        f"{RESULTS}/envs/{{env}}/lock.json",
+        layout.env_lock("{env}"),
     log:
-        f"{RESULTS}/logs/build_env/{{env}}.log",
+        layout.log("build_env", "{env}"),
     conda:
         "../envs/workflow.yaml"
     threads: 1
@@ -22,7 +22,7 @@ rule build_env:
         mem_mb=4000,
         runtime=60,
     params:
-        prefix=lambda wc: env_prefix(wc.env),
+        prefix=lambda wc: layout.env_prefix(wc.env),
         mechanism=ENV_MECHANISM,
     script:
         "../scripts/build_env.py"

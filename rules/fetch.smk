@@ -4,7 +4,7 @@ rule fetch_model:
     output:
         layout.artifact("{manifest}", "{suffix}"),
     log:
-        f"{RESULTS}/logs/fetch_model/{{manifest}}.{{suffix}}.log",
+        layout.log("fetch_model", "{manifest}.{suffix}"),
     wildcard_constraints:
         manifest=names_regex(FETCHED),
         suffix="pt|onnx|keras",
@@ -26,12 +26,12 @@ rule convert_model:
         source=lambda wc: artifact(
             study.manifest(wc.manifest).source["derived"]["from"]
         ),
-        lock=lambda wc: env_lock(study.converter_env_of(wc.manifest)),
+        lock=lambda wc: layout.env_lock(study.converter_env_of(wc.manifest)),
         code=code_stamp("convert_model", shell=CONVERT_SHELL),
     output:
         layout.artifact("{manifest}", "{suffix}"),
     log:
-        f"{RESULTS}/logs/convert_model/{{manifest}}.{{suffix}}.log",
+        layout.log("convert_model", "{manifest}.{suffix}"),
     wildcard_constraints:
         manifest=names_regex(DERIVED),
         suffix="pt|onnx|keras",
@@ -43,19 +43,19 @@ rule convert_model:
         runtime=30,
     params:
         python=lambda wc: env_python(study.converter_env_of(wc.manifest)),
-        job=lambda wc: conversion_job(wc.manifest),
+        job=lambda wc: jobs.conversion_job(study, wc.manifest).to_json(),
     shell:
         CONVERT_SHELL
 
 
 rule init_model:
     input:
-        lock=lambda wc: env_lock(study.env_of(wc.manifest)),
+        lock=lambda wc: layout.env_lock(study.env_of(wc.manifest)),
         code=code_stamp("init_model", shell=RANDOM_INIT_SHELL),
     output:
         layout.artifact("{manifest}", "{suffix}"),
     log:
-        f"{RESULTS}/logs/init_model/{{manifest}}.{{suffix}}.log",
+        layout.log("init_model", "{manifest}.{suffix}"),
     wildcard_constraints:
         manifest=names_regex(INITIALISED),
         suffix="pt|keras",
@@ -67,7 +67,7 @@ rule init_model:
         runtime=30,
     params:
         python=lambda wc: env_python(study.env_of(wc.manifest)),
-        job=lambda wc: random_init_job(wc.manifest),
+        job=lambda wc: jobs.random_init_job(study, wc.manifest).to_json(),
     shell:
         RANDOM_INIT_SHELL
 
@@ -78,7 +78,7 @@ rule fetch_dataset:
     output:
         layout.dataset_index("{dataset}"),
     log:
-        f"{RESULTS}/logs/fetch_dataset/{{dataset}}.log",
+        layout.log("fetch_dataset", "{dataset}"),
     conda:
         "../envs/workflow.yaml"
     threads: 1
@@ -99,7 +99,7 @@ rule count_flops:
     output:
         layout.flops("{manifest}"),
     log:
-        f"{RESULTS}/logs/count_flops/{{manifest}}.log",
+        layout.log("count_flops", "{manifest}"),
     conda:
         "../envs/workflow.yaml"
     threads: 1

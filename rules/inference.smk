@@ -2,15 +2,17 @@ if SHARDS == 1:
 
     rule accuracy:
         input:
-            unpack(inference_inputs("accuracy")),
+            unpack(inference_inputs(study, "accuracy", INFER_CODE)),
         output:
             result=layout.accuracy_result("{system}", "{manifest}", "{env}", "{device}"),
             logits=layout.logits("{system}", "{manifest}", "{env}", "{device}"),
             topk=layout.topk("{system}", "{manifest}", "{env}", "{device}"),
         log:
-            f"{RESULTS}/logs/inference/{{system}}/{{manifest}}/{{env}}/{{device}}/accuracy.log",
+            layout.inference_log(
+                "{system}", "{manifest}", "{env}", "{device}", "accuracy"
+            ),
         benchmark:
-            f"{RESULTS}/benchmarks/accuracy/{{system}}/{{manifest}}/{{env}}/{{device}}.tsv"
+            layout.accuracy_benchmark("{system}", "{manifest}", "{env}", "{device}")
         conda:
             inference_env_file
         threads: THREADS
@@ -22,7 +24,7 @@ if SHARDS == 1:
             gres=gres,
         params:
             python=lambda wc: env_python(wc.env),
-            job=lambda wc, output: inference_job(wc, output, "accuracy"),
+            job=ACCURACY.job_json,
         shell:
             INFER_SHELL
 
@@ -30,7 +32,7 @@ else:
 
     rule accuracy_shard:
         input:
-            unpack(inference_inputs("accuracy")),
+            unpack(inference_inputs(study, "accuracy", INFER_CODE)),
         output:
             result=layout.shard_result(
                 "{system}", "{manifest}", "{env}", "{device}", "{shard}"
@@ -42,9 +44,13 @@ else:
                 "{system}", "{manifest}", "{env}", "{device}", "{shard}"
             ),
         log:
-            f"{RESULTS}/logs/inference/{{system}}/{{manifest}}/{{env}}/{{device}}/accuracy_shard{{shard}}.log",
+            layout.inference_log(
+                "{system}", "{manifest}", "{env}", "{device}", "accuracy_shard{shard}"
+            ),
         benchmark:
-            f"{RESULTS}/benchmarks/accuracy/{{system}}/{{manifest}}/{{env}}/{{device}}_shard{{shard}}.tsv"
+            layout.accuracy_benchmark(
+                "{system}", "{manifest}", "{env}", "{device}", "{shard}"
+            )
         wildcard_constraints:
             shard=r"\d+",
         conda:
@@ -58,21 +64,23 @@ else:
             gres=gres,
         params:
             python=lambda wc: env_python(wc.env),
-            job=lambda wc, output: inference_job(wc, output, "accuracy"),
+            job=ACCURACY.job_json,
         shell:
             INFER_SHELL
 
     rule merge_accuracy_shards:
         input:
-            result=shard_files(layout.shard_result),
-            logits=shard_files(layout.shard_logits),
-            topk=shard_files(layout.shard_topk),
+            result=ACCURACY.shard_files(layout.shard_result),
+            logits=ACCURACY.shard_files(layout.shard_logits),
+            topk=ACCURACY.shard_files(layout.shard_topk),
         output:
             result=layout.accuracy_result("{system}", "{manifest}", "{env}", "{device}"),
             logits=layout.logits("{system}", "{manifest}", "{env}", "{device}"),
             topk=layout.topk("{system}", "{manifest}", "{env}", "{device}"),
         log:
-            f"{RESULTS}/logs/inference/{{system}}/{{manifest}}/{{env}}/{{device}}/accuracy_merge.log",
+            layout.inference_log(
+                "{system}", "{manifest}", "{env}", "{device}", "accuracy_merge"
+            ),
         conda:
             "../envs/workflow.yaml"
         threads: 1
@@ -83,19 +91,19 @@ else:
             "../scripts/merge_accuracy_shards.py"
 
 
-for _system in TIMED_SYSTEMS:
+for _system in RESULT_FILES.timed_systems:
 
     rule:
         name:
             f"latency_round_{re.sub(r'[^A-Za-z0-9_]', '_', _system)}"
         input:
-            unpack(round_inputs(_system)),
+            unpack(ROUNDS.inputs(_system)),
         output:
             directory(layout.round_dir(_system, "{repeat}")),
         log:
-            f"{RESULTS}/logs/inference/{_system}/round_r{{repeat}}.log",
+            layout.round_job_log(_system, "{repeat}"),
         benchmark:
-            f"{RESULTS}/benchmarks/latency/{_system}/round_r{{repeat}}.tsv"
+            layout.round_benchmark(_system, "{repeat}")
         wildcard_constraints:
             repeat=r"\d+",
         conda:
@@ -103,12 +111,12 @@ for _system in TIMED_SYSTEMS:
         threads: THREADS
         resources:
             mem_mb=8000,
-            runtime=round_runtime(_system),
+            runtime=ROUNDS.runtime(_system),
             slurm_partition=study.systems.get(_system, {}).get("slurm_partition", ""),
             constraint=study.systems.get(_system, {}).get("slurm_constraint", ""),
             gres=study.systems.get(_system, {}).get("slurm_gres", ""),
         params:
             python=env_python("host"),
-            plan=round_plan(_system),
+            plan=ROUNDS.plan(_system),
         shell:
             ROUNDS_SHELL

@@ -1,26 +1,26 @@
 rule plot:
     input:
-        runs=f"{RESULTS}/summary/runs.csv",
-        accuracy=f"{RESULTS}/summary/accuracy.csv",
+        runs=rules.aggregate.output.runs,
+        accuracy=rules.aggregate.output.accuracy,
         code=code_stamp("plot", script="plot.py"),
     output:
         performance=report(
-            f"{RESULTS}/plots/latency_throughput.png",
+            layout.plot("latency_throughput.png"),
             caption="../report/latency_throughput.rst",
             category="Performance",
         ),
         breakdown=report(
-            f"{RESULTS}/plots/latency_breakdown.png",
+            layout.plot("latency_breakdown.png"),
             caption="../report/breakdown.rst",
             category="Performance",
         ),
         accuracy=report(
-            f"{RESULTS}/plots/accuracy_vs_claim.png",
+            layout.plot("accuracy_vs_claim.png"),
             caption="../report/accuracy_vs_claim.rst",
             category="Accuracy",
         ),
     log:
-        f"{RESULTS}/logs/plot.log",
+        layout.log("plot"),
     conda:
         "../envs/workflow.yaml"
     threads: 1
@@ -35,16 +35,16 @@ rule plot:
 
 rule plot_ablations:
     input:
-        ablations=f"{RESULTS}/summary/ablations.csv",
+        ablations=rules.compare_variants.output.ablations,
         code=code_stamp("plot_ablations", script="plot_ablations.py"),
     output:
         report(
-            f"{RESULTS}/plots/ablations.png",
+            layout.plot("ablations.png"),
             caption="../report/ablations_plot.rst",
             category="Ablations",
         ),
     log:
-        f"{RESULTS}/logs/plot_ablations.log",
+        layout.log("plot_ablations"),
     conda:
         "../envs/workflow.yaml"
     threads: 1

@@ -8,7 +8,7 @@ rule preprocess:
             layout.cache_chunks(layout.preprocessed("{dataset}", "{spec}"))
         ),
     log:
-        f"{RESULTS}/logs/preprocess/{{dataset}}/{{spec}}.log",
+        layout.log("preprocess", "{dataset}/{spec}"),
     wildcard_constraints:
         spec=names_regex(set(SPECS) - VARIANT_CACHES),
     conda:

@@ -35,8 +35,7 @@ with open(snakemake.log[0], "w") as log:
         claim = claim_for(spec["data"]["claims"], index["dataset"])
         evaluate = accuracy_evaluator(
             spec["job"],
-            # the host's interpreter is named by a variable the workflow sets
-            os.path.expandvars(spec["python"].strip('"')),
+            spec["python"],
             os.environ["REPROSCOPE_SRC"],
             index,
             spec["labels"],

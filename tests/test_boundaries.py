@@ -6,6 +6,7 @@ imports only itself, the ones below it and the shared top-level modules."""
 from __future__ import annotations
 
 import ast
+import subprocess
 import sys
 from pathlib import Path
 
@@ -95,3 +96,22 @@ def test_the_rule_sees_a_violation(tmp_path: Path) -> None:
     bad.write_text("def f():\n    from reproscope.plan.study import Study\n    import pandas\n")
     assert imports(bad) == ["reproscope.plan.study", "pandas"]
     assert target("reproscope.plan.study") == "plan" and LAYERS.index("plan") > 0
+
+
+def test_each_framework_is_a_folder_and_a_registry_line() -> None:
+    """The frameworks a manifest may name are the registry's, each with its folder; the
+    workflow side reads their facts without importing any framework."""
+    from reproscope.plan.schema import load_schema
+    from reproscope.runtime.runners import FRAMEWORKS
+
+    named = load_schema("manifest")["properties"]["framework"]["properties"]["name"]["enum"]
+    assert sorted(named) == sorted(FRAMEWORKS)
+    folders = {p.parent.name for p in (PACKAGE / "runtime" / "runners").glob("*/runner.py")}
+    assert folders == set(FRAMEWORKS)
+    frameworks = sorted(RUNTIME_THIRD_PARTY - {"numpy", "psutil", "pynvml"})
+    code = (
+        "import sys, reproscope.plan.study, reproscope.acquire.envfile\n"
+        f"print([name for name in {frameworks!r} if name in sys.modules])"
+    )
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == "[]", found.stdout

@@ -130,10 +130,11 @@ def test_a_cuda_job_on_this_machine_is_an_unavailable_row(
     pytest.importorskip("onnxruntime")
     from reproscope.report.aggregate import runs_table
     from reproscope.runtime.infer import run_job, write_record
+    from reproscope.runtime.jobs import InferenceJob
 
-    job = {**tiny_job, "framework": framework, "device": "cuda"}
-    job["artifact"] = str(tmp_path / f"model.{suffix}")
-    record, _ = run_job(job)
+    artifact = str(tmp_path / f"model.{suffix}")
+    job = {**tiny_job, "framework": framework, "device": "cuda", "artifact": artifact}
+    record, _ = run_job(InferenceJob.from_dict(job))
     write_record(record, tmp_path / "result.json")
     row = runs_table([str(tmp_path / "result.json")]).iloc[0]
     assert row["status"] == "unavailable" and row["device"] == "cuda"

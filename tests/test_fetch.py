@@ -402,6 +402,16 @@ def test_safe_extract_good_tar(archives: Path, out_dir: Path, name: str, mode: s
     assert os.listdir(out_dir) == ["x"]
 
 
+def test_safe_extract_tar_without_extraction_filters(
+    archives: Path, out_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Python 3.11 before 3.11.4 (Debian 12's) has no tarfile filters: the same tree."""
+    monkeypatch.delattr(tarfile, "data_filter")
+    dest = out_dir / "x"
+    files = safe_extract(_good_tar(archives / "g.tar.gz", "w:gz"), dest)
+    _assert_good_tree(dest, files)
+
+
 def test_safe_extract_good_zip_and_digest_matches_tar(archives: Path, out_dir: Path) -> None:
     zdest, tdest = out_dir / "z", out_dir / "t"
     _assert_good_tree(zdest, safe_extract(_good_zip(archives / "g.zip"), zdest))

@@ -164,7 +164,7 @@ def test_onnx_matmul_model_multiplies_and_gives_a_peak() -> None:
     Runtime runner's peak comes from it, at its own thread count."""
     ort = pytest.importorskip("onnxruntime")
     from reproscope.runtime.peak import measure_peak_gflops, onnx_matmul_model
-    from reproscope.runtime.runners.onnx_runner import OnnxRunner
+    from reproscope.runtime.runners.onnxruntime.runner import OnnxRunner
 
     session = ort.InferenceSession(onnx_matmul_model(n=3), providers=["CPUExecutionProvider"])
     a = np.arange(9, dtype=np.float32).reshape(3, 3)

@@ -251,12 +251,28 @@ def test_escaping_entry_points_are_refused(entry_point: str) -> None:
 
 def test_runner_refuses_before_calling_or_loading(tmp_path: Path, marker: Path) -> None:
     """The torch runner checks the resolved entry point before torch.load or the call."""
-    from reproscope.runtime.runners.torch_runner import TorchRunner
+    from reproscope.runtime.jobs import InferenceJob
+    from reproscope.runtime.runners.pytorch.runner import TorchRunner
 
     artifact = tmp_path / "w.pt"
     tinystudy.write_weights(artifact)
     arch = {"entry_point": "torch:os.system", "args": [f"touch {marker}"], "kwargs": {}}
-    job = {"device": "cpu", "threads": 1, "architecture": {**arch, "packages": ["torch"]}}
+    job = InferenceJob(
+        mode="latency",
+        framework="pytorch",
+        manifest="tiny",
+        model="tiny",
+        system="local",
+        env="host",
+        device="cpu",
+        threads=1,
+        artifact=str(artifact),
+        inputs="",  # the runner reads no inputs
+        env_lock="",
+        architecture={**arch, "packages": ["torch"]},
+        unsafe_pickle=False,
+        top_k=1,
+    )
     with pytest.raises(EntryPointRefused):
         TorchRunner().load(artifact, job)
     with pytest.raises(EntryPointRefused, match="no allowed packages"):

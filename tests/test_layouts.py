@@ -170,7 +170,7 @@ def accuracy_job(index: dict, model: Path, work: Path) -> tuple[np.ndarray, dict
         threads=2,
         batch_size=10,
         env="host",
-    ).to_dict()
+    )
     record, _ = run_job(job)
     assert record["status"] == "ok", record["reason"]
     return np.load(work / "logits.npy"), record

@@ -11,18 +11,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reproscope.runtime.loadgen_harness import (
-    SampleLibrary,
-    ServerPolicy,
+from reproscope.runtime.scenarios.loadgen import (
     demote_log_thread,
     early_stopping_queries,
-    find_peak_server_rate,
     queries_short,
     run_loadgen,
-    server_min_duration_s,
-    server_trial_spec,
     thread_ids,
     with_min_queries,
+)
+from reproscope.runtime.scenarios.loadgen_sut import SampleLibrary, ServerPolicy
+from reproscope.runtime.scenarios.server_search import (
+    find_peak_server_rate,
+    server_min_duration_s,
+    server_trial_spec,
 )
 
 lg = pytest.importorskip("mlperf_loadgen")

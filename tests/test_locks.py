@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from reproscope import lock as lock_command
+from reproscope.acquire import lock as lock_command
 from reproscope.acquire.envfile import read_env_file
 from reproscope.acquire.envs import HOST, build, record
 from reproscope.acquire.lockfile import (

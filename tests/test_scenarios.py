@@ -1,5 +1,5 @@
-"""Tests for runtime.scenarios, the FixedBatch closed loop (short real-time runs; tolerant
-bounds for noisy CI). LoadGen's scenarios are tested in test_loadgen.py."""
+"""Tests for runtime.scenarios.fixed_batch, the FixedBatch closed loop (short real-time runs;
+tolerant bounds for noisy CI). LoadGen's scenarios are tested in test_loadgen.py."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from reproscope.runtime.scenarios import StopRule, median_ci_rel, run_fixed_batch
+from reproscope.runtime.scenarios.fixed_batch import StopRule, median_ci_rel, run_fixed_batch
 
 SERVICE_S = 0.005
 

@@ -7,14 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reproscope.errors import InputError
+from reproscope.runtime.runners import FRAMEWORKS
 from reproscope.yamlio import load_yaml
 
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[A-Za-z0-9,._-]+\])?==([A-Za-z0-9.+!_-]+)$")
 # Distributions whose import name is not their normalised distribution name.
 IMPORT_NAMES: dict[str, tuple[str, ...]] = {
-    "tensorflow-cpu": ("tensorflow", "keras"),
-    "tensorflow": ("tensorflow", "keras"),
-    "onnxruntime-gpu": ("onnxruntime",),
+    **{dist: names for facts in FRAMEWORKS.values() for dist, names in facts.import_names.items()},
     "opencv-python-headless": ("cv2",),
     "opencv-python": ("cv2",),
     "pillow": ("PIL",),
@@ -41,12 +40,10 @@ class EnvFile:
 
     def cpu_only(self) -> str | None:
         """Why the pins show a CPU-only build (CUDA jobs must not run here), else None."""
-        if "onnxruntime" in self.pins and "onnxruntime-gpu" not in self.pins:
-            return "it pins onnxruntime, the CPU-only build (CUDA needs onnxruntime-gpu)"
-        if "tensorflow-cpu" in self.pins:
-            return "it pins tensorflow-cpu (CUDA needs tensorflow[and-cuda])"
-        if self.pins.get("torch", "").endswith("+cpu"):
-            return f"it pins torch=={self.pins['torch']}, a CPU-only build"
+        for facts in FRAMEWORKS.values():
+            reason = facts.cpu_only(self.pins)
+            if reason:
+                return reason
         return None
 
     def version_of(self, dist: str) -> str | None:

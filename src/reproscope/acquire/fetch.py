@@ -563,7 +563,24 @@ def _extract_tar(archive: Path, out: Path) -> None:
             rel = _check_tar_member(member, archive)
             if rel is not None and member.isreg():
                 _check_unique(seen, rel, archive, member.name)
-        tf.extractall(out, members=members, filter="data")
+        if hasattr(tarfile, "data_filter"):
+            tf.extractall(out, members=members, filter="data")
+            return
+        # Pythons before 3.11.4 (Debian 12's 3.11.2) have no extraction filters: write the
+        # members checked above by hand, as plain files owned by whoever extracts them.
+        for member in members:
+            rel = _safe_relpath(member.name, archive)
+            if rel is None:
+                continue
+            target = out.joinpath(*rel.parts)
+            if member.isdir():
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            source = tf.extractfile(member)
+            assert source is not None  # a regular file, checked above
+            with source, open(target, "wb") as dest:
+                shutil.copyfileobj(source, dest, _CHUNK)
 
 
 def _archive_kind(archive: Path) -> str:

@@ -66,6 +66,25 @@ def standalone_accuracy_job(
     )
 
 
+def variant_accuracy_job(
+    base: InferenceJob, name: str, inputs: str, tensor: dict[str, Any], top_k: int, out_dir: str
+) -> InferenceJob:
+    """The accuracy pass of a variant of base's manifest (diagnosis candidates never change
+    the architecture, so base's stands) on the cache inputs, with its outputs under
+    out_dir, unsharded."""
+    return dataclasses.replace(
+        base,
+        manifest=name,
+        inputs=inputs,
+        tensor=tensor,
+        top_k=top_k,
+        logits_out=f"{out_dir}/logits.npy",
+        topk_out=f"{out_dir}/topk.npy",
+        result_out=f"{out_dir}/accuracy.json",
+        shard=None,
+    )
+
+
 def inference_job(
     study: Study,
     mode: str,

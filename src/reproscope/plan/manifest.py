@@ -11,14 +11,10 @@ from typing import Any
 from reproscope.acquire.preprocess import antialias_problem
 from reproscope.errors import InputError, InputErrors
 from reproscope.plan.schema import validate
+from reproscope.runtime.runners import FRAMEWORKS
 from reproscope.yamlio import is_kind, load_yaml, read_capped
 
-FORMAT_OF_FRAMEWORK = {
-    "pytorch": "pytorch-state-dict",
-    "onnxruntime": "onnx",
-    "tensorflow": "keras",
-}
-ARTIFACT_SUFFIX = {"pytorch-state-dict": "pt", "onnx": "onnx", "keras": "keras"}
+ARTIFACT_SUFFIX = {facts.format: facts.suffix for facts in FRAMEWORKS.values()}
 MAX_LABELS_BYTES = 10_000_000
 
 
@@ -88,7 +84,7 @@ def semantic_errors(m: Manifest, strict_labels: bool = True) -> list[InputError]
     label list (a deliberately wrong convention in an ablation)."""
     errors: list[InputError] = []
     fmt = m.source["format"]
-    expected = FORMAT_OF_FRAMEWORK[m.framework]
+    expected = FRAMEWORKS[m.framework].format
     if fmt != expected:
         errors.append(
             InputError(

@@ -20,19 +20,15 @@ from reproscope.plan.ablation import apply_overrides, diagnosis_candidates, fiel
 from reproscope.plan.manifest import Manifest, load_manifests, semantic_errors, url_errors
 from reproscope.plan.schema import validate
 from reproscope.runtime.entrypoints import check_entry_point
-from reproscope.runtime.loadgen_harness import (
-    MULTI_STREAM_SAMPLES,
+from reproscope.runtime.runners import FRAMEWORKS
+from reproscope.runtime.scenarios.loadgen import MULTI_STREAM_SAMPLES
+from reproscope.runtime.scenarios.server_search import (
     SERVER_ATTEMPTS,
     SERVER_MAX_TRIALS,
     server_min_duration_s,
 )
 from reproscope.yamlio import check_values, is_kind
 
-FRAMEWORK_DISTRIBUTIONS = {
-    "pytorch": ("torch",),
-    "onnxruntime": ("onnxruntime", "onnxruntime-gpu"),
-    "tensorflow": ("tensorflow", "tensorflow-cpu"),
-}
 DEFAULT_SYSTEM = {"local": {"devices": ["cpu", "cuda"]}}
 CONVERTER_OUTPUT = {
     "onnx-export": "onnx",
@@ -679,7 +675,8 @@ def _framework_version(m: Manifest, env: EnvFile) -> list[InputError]:
                 "write a PEP 440 specifier such as '>=2.13,<2.15'",
             )
         ]
-    pinned = [env.version_of(d) for d in FRAMEWORK_DISTRIBUTIONS[m.framework]]
+    distributions = FRAMEWORKS[m.framework].distributions
+    pinned = [env.version_of(d) for d in distributions]
     pinned = [v for v in pinned if v]
     if not pinned:
         return [
@@ -687,7 +684,7 @@ def _framework_version(m: Manifest, env: EnvFile) -> list[InputError]:
                 m.path,
                 "environment",
                 f"{env.path} pins no {m.framework} package",
-                f"pin one of {FRAMEWORK_DISTRIBUTIONS[m.framework]} there",
+                f"pin one of {distributions} there",
             )
         ]
     version = Version(pinned[0]).base_version

@@ -19,9 +19,7 @@ candidate closes more of it, or after max_rounds.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,8 +28,11 @@ import pandas as pd
 
 from reproscope.acquire.preprocess import build_cache, geometric_spec, spec_hash, spec_of
 from reproscope.plan.ablation import apply_overrides, diagnosis_candidates, field_of
+from reproscope.plan.jobs import variant_accuracy_job
 from reproscope.report.aggregate import image_hits
 from reproscope.runtime.cache import INDEX
+from reproscope.runtime.jobs import InferenceJob
+from reproscope.runtime.launch import run_inference
 from reproscope.runtime.layout import cache_chunks
 from reproscope.runtime.tensorize import tensor_spec
 
@@ -112,11 +113,11 @@ def accuracy_evaluator(
     workers: int,
     log: Any,
 ) -> Evaluate:
-    """Top-1 of manifest variants, each by the accuracy job (`python -m reproscope.runtime.infer`
-    in the base's environment, from job, the base's accuracy job; diagnosis candidates
-    never change the architecture, so job's stands) on a geometric cache:
-    the study's own under caches/<spec hash> when its chunks exist, else one built under
-    work and removed after the candidate's pass."""
+    """Top-1 of manifest variants, each by an accuracy pass in the base's environment
+    (python as the workflow names it): a variant of job, the base's accuracy job, on a
+    geometric cache: the study's own under caches/<spec hash> when its chunks exist, else
+    one built under work and removed after the candidate's pass."""
+    base = InferenceJob.from_dict(job)
 
     def evaluate(variants: dict[str, dict[str, Any]]) -> dict[str, float]:
         scores = {}
@@ -132,24 +133,10 @@ def accuracy_evaluator(
                 build_cache(paths, spec, cache.parent, workers=workers)
             out = work / "runs" / name
             out.mkdir(parents=True, exist_ok=True)
-            variant_job = {
-                **job,
-                "manifest": name,
-                "inputs": str(cache),
-                "tensor": tensor_spec(spec),
-                "top_k": data["outputs"]["top_k"],
-                "logits_out": str(out / "logits.npy"),
-                "topk_out": str(out / "topk.npy"),
-                "result_out": str(out / "accuracy.json"),
-            }
-            variant_job.pop("shard", None)
-            subprocess.run(
-                [python, "-m", "reproscope.runtime.infer", json.dumps(variant_job)],
-                check=True,
-                env={**os.environ, "PYTHONPATH": src},
-                stdout=log,
-                stderr=subprocess.STDOUT,
+            variant = variant_accuracy_job(
+                base, name, str(cache), tensor_spec(spec), data["outputs"]["top_k"], str(out)
             )
+            run_inference(python, variant.to_dict(), src, log, check=True)
             if built is not None:  # one candidate's pixels on disk at a time
                 shutil.rmtree(built.parent)
             record = json.loads((out / "accuracy.json").read_text())

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 from reproscope.errors import InputError, InputErrors
 from reproscope.plan import jobs
-from reproscope.runtime.atomic import write_text
 from reproscope.runtime.cache import Cache
 from reproscope.runtime.digests import env_identity, sha256_file
 from reproscope.runtime.jobs import digest
@@ -115,22 +114,3 @@ def check_results(files: list[str], expected: dict[str, str]) -> None:
 def expected_digests(study: Study) -> dict[str, str]:
     """result path -> digest of the job the current study gives it."""
     return {job.result_out: digest(job.to_dict()) for job in jobs.table_jobs(study)}
-
-
-def write_if_changed(path: str, content: dict[str, Any]) -> bool:
-    """Write content as canonical JSON unless the file already holds it.
-
-    Stamps written this way are declared inputs of the jobs they describe: their file time
-    moves only when what the jobs use changed, so Snakemake re-plans those jobs even
-    without its metadata (.snakemake/), and with it, their checksum keeps an edit that
-    was undone from re-running anything.
-    """
-    text = json.dumps(content, indent=1, sort_keys=True) + "\n"
-    target = Path(path)
-    try:
-        if target.read_text() == text:
-            return False
-    except FileNotFoundError:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    write_text(target, text)
-    return True

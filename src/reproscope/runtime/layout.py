@@ -42,9 +42,14 @@ def dataset_dir(dataset: str) -> str:
     return str(Path(dataset_index(dataset)).parent)
 
 
+def preprocess_dir(dataset: str) -> str:
+    """A dataset's caches, one folder per geometric spec hash."""
+    return f"{RESULTS}/preprocess/{dataset}"
+
+
 def preprocessed(dataset: str, spec: str) -> str:
     """The uint8 cache of a dataset under one geometric spec hash (its index file)."""
-    return f"{RESULTS}/preprocess/{dataset}/{spec}/cache.json"
+    return f"{preprocess_dir(dataset)}/{spec}/cache.json"
 
 
 def cache_chunks(cache: str) -> str:
@@ -80,9 +85,28 @@ def shard_topk(system: str, manifest: str, env: str, device: str, shard) -> str:
     return f"{inference_dir(system, manifest, env, device)}/topk_shard{shard}.npy"
 
 
-def round_log(system: str, manifest: str, env: str, device: str, repeat: int) -> str:
+def inference_log(system: str, manifest: str, env: str, device: str, name: str) -> str:
+    """A log of one configuration's inference (name: accuracy, accuracy_shard<k>, ...)."""
+    return log("inference", f"{system}/{manifest}/{env}/{device}/{name}")
+
+
+def round_log(system: str, manifest: str, env: str, device: str, repeat) -> str:
     """The log of one configuration's process in a timing round."""
-    return f"{RESULTS}/logs/inference/{system}/{manifest}/{env}/{device}/round_r{repeat}.log"
+    return inference_log(system, manifest, env, device, f"round_r{repeat}")
+
+
+def round_job_log(system: str, repeat) -> str:
+    """The log of a timing round's job (each configuration's process has its own)."""
+    return log("inference", f"{system}/round_r{repeat}")
+
+
+def accuracy_benchmark(system: str, manifest: str, env: str, device: str, shard=None) -> str:
+    stem = f"{system}/{manifest}/{env}/{device}"
+    return benchmark("accuracy", stem if shard is None else f"{stem}_shard{shard}")
+
+
+def round_benchmark(system: str, repeat) -> str:
+    return benchmark("latency", f"{system}/round_r{repeat}")
 
 
 def loadgen_dir(result: str) -> str:
@@ -147,8 +171,14 @@ def plot(name: str) -> str:
     return f"{RESULTS}/plots/{name}"
 
 
-def log(step: str, stem: str) -> str:
-    return f"{RESULTS}/logs/{step}/{stem}.log"
+def diagnosis_dir() -> str:
+    """The greedy diagnosis's work: its candidates' caches and runs."""
+    return f"{RESULTS}/diagnosis"
+
+
+def log(step: str, stem: str | None = None) -> str:
+    """A rule's log: logs/<step>.log for a rule of one job, else logs/<step>/<stem>.log."""
+    return f"{RESULTS}/logs/{step}.log" if stem is None else f"{RESULTS}/logs/{step}/{stem}.log"
 
 
 def benchmark(step: str, stem: str) -> str:

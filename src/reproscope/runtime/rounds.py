@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+from reproscope.runtime.launch import SRC_VARIABLE, run_inference
 
 
 def round_order(configs: list[Any], round_index: int) -> list[Any]:
@@ -33,21 +34,12 @@ def run_round(plan: dict[str, Any]) -> int:
     """Run each configuration of a round plan in turn; returns the number that failed."""
     failed = 0
     # This checkout's package (the workflow exports it), for every environment's python.
-    src = os.environ.get("REPROSCOPE_SRC") or os.environ.get("PYTHONPATH", "")
-    env = {**os.environ, "PYTHONPATH": src}
+    src = os.environ.get(SRC_VARIABLE) or os.environ.get("PYTHONPATH", "")
     for config in round_order(plan["configs"], plan["round"]):
-        # The workflow names the host's python by a variable, never by an absolute path.
-        python = os.path.expandvars(config["python"].strip('"'))
         log = Path(config["log"])
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("w") as out:
-            proc = subprocess.run(
-                [python, "-m", "reproscope.runtime.infer", json.dumps(config["job"])],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=env,
-                check=False,
-            )
+            proc = run_inference(config["python"], config["job"], src, out)
         print(f"round {plan['round']}: {config['name']}: exit {proc.returncode}", flush=True)
         failed += proc.returncode != 0
     return failed

@@ -63,3 +63,9 @@ def finish(pixels: np.ndarray, spec: dict[str, Any]) -> np.ndarray:
     tensor = normalize(image, spec["normalize"])
     tensor = to_layout(tensor, spec["layout"], spec.get("layout_conversion", "transpose"))
     return np.ascontiguousarray(tensor.astype(np.dtype(spec["dtype"])))
+
+
+def batch_of(inputs: np.ndarray, batch_size: int) -> np.ndarray:
+    """The first batch_size inputs, cycling through the set when it is smaller."""
+    index = np.arange(batch_size) % len(inputs)
+    return np.ascontiguousarray(inputs[index])

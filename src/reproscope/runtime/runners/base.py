@@ -8,6 +8,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from reproscope.runtime.jobs import InferenceJob
+
 
 class DeviceUnavailable(RuntimeError):
     """The requested device does not exist on this system; reported, not a crash."""
@@ -16,8 +18,8 @@ class DeviceUnavailable(RuntimeError):
 class Runner(Protocol):
     framework: str
 
-    def load(self, artifact: Path, job: dict[str, Any]) -> None:
-        """Load the artifact on job['device'] with job['threads'] CPU threads."""
+    def load(self, artifact: Path, job: InferenceJob) -> None:
+        """Load the artifact on job.device with job.threads CPU threads."""
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """Run one batch and return host logits; device work is finished on return."""

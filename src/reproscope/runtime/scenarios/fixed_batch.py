@@ -1,7 +1,7 @@
 """The FixedBatch closed loop: one batch of N at a time, timed per batch.
 
 The MLPerf scenarios (SingleStream, MultiStream, Server, Offline) are driven by MLPerf LoadGen
-(:mod:`reproscope.runtime.loadgen_harness`). This loop drives a caller-supplied
+(:mod:`reproscope.runtime.scenarios.loadgen`). This loop drives a caller-supplied
 ``issue(n_samples) -> None`` that runs ONE batch synchronously, including any device
 synchronisation; the callable picks its own inputs and its return value is ignored.
 
@@ -19,10 +19,14 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from reproscope.runtime.jobs import InferenceJob
+from reproscope.runtime.runners.base import Runner
 from reproscope.runtime.stats import median_ci_order_stats, summarize
+from reproscope.runtime.tensorize import batch_of
 
 #: ``issue(n_samples)`` runs one query synchronously.
 IssueFn = Callable[[int], object]
@@ -171,7 +175,36 @@ def _closed_loop(
 def run_fixed_batch(issue: IssueFn, batch_size: int, warmup: int, rule: StopRule) -> ScenarioResult:
     """FixedBatch: one batch of ``batch_size`` at a time, closed loop (the seed paper's
     Figure 1); ``throughput_sps = batch_size * n / duration_s``. Not MLPerf Offline, which
-    LoadGen drives (:mod:`reproscope.runtime.loadgen_harness`)."""
+    LoadGen drives (:mod:`reproscope.runtime.scenarios.loadgen`)."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     return _closed_loop("FixedBatch", issue, batch_size, warmup, rule)
+
+
+def stop_rule(timing: dict[str, Any]) -> StopRule:
+    return StopRule(
+        timing["min_duration_s"],
+        timing["min_queries"],
+        timing["max_duration_s"],
+        timing.get("target_ci_rel"),
+    )
+
+
+def run(runner: Runner, job: InferenceJob, inputs: np.ndarray) -> dict[str, Any]:
+    """One FixedBatch point: the runner on one batch of job.batch_size at a time, closed
+    loop; per-batch latency statistics."""
+    timing = job.timing
+    batch = batch_of(inputs, job.batch_size)
+    result = run_fixed_batch(
+        lambda _n: runner.run(batch), job.batch_size, timing["warmup"], stop_rule(timing)
+    )
+    return {
+        **summarize(result.latencies_ms),
+        "n_iterations": result.n_queries,
+        "throughput_ips": result.throughput_sps,
+        "duration_s": result.duration_s,
+        "stopped_by": result.stopped_by,
+        "timed_share": result.timed_share,
+        "warmup_s": result.warmup_s,
+        "latencies_ms": [round(x, 6) for x in result.latencies_ms],
+    }

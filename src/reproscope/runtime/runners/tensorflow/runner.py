@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from reproscope.runtime.jobs import InferenceJob
 from reproscope.runtime.peak import gemm_operand
 from reproscope.runtime.runners.base import DeviceUnavailable, stage_ms
 
@@ -21,22 +22,22 @@ class TensorflowRunner:
         self.device_name = "/CPU:0"
         self.threads = 0
 
-    def load(self, artifact: Path, job: dict[str, Any]) -> None:
-        self.threads = job["threads"]
+    def load(self, artifact: Path, job: InferenceJob) -> None:
+        self.threads = job.threads
         threading = tf.config.threading
         # Settable until TensorFlow starts; a group that reloads the model keeps them.
         if threading.get_intra_op_parallelism_threads() != self.threads:
             threading.set_intra_op_parallelism_threads(self.threads)
         if threading.get_inter_op_parallelism_threads() != 1:
             threading.set_inter_op_parallelism_threads(1)
-        if job["device"] == "cuda":
+        if job.device == "cuda":
             if not tf.config.list_physical_devices("GPU"):
                 raise DeviceUnavailable("TensorFlow sees no GPU")
             self.device_name = "/GPU:0"
         with tf.device(self.device_name):
             self.model = tf.keras.models.load_model(artifact, safe_mode=True, compile=False)
         self.forward = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
-        if job["device"] == "cuda":
+        if job.device == "cuda":
             placed = {str(getattr(w, "value", w).device) for w in self.model.weights}
             if not all("GPU" in d for d in placed):
                 raise DeviceUnavailable(f"model variables are on {sorted(placed)}, not a GPU")

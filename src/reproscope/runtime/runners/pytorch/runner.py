@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from reproscope.runtime.entrypoints import build_architecture
+from reproscope.runtime.jobs import InferenceJob
 from reproscope.runtime.peak import gemm_operand
 from reproscope.runtime.runners.base import DeviceUnavailable, stage_ms
 
@@ -23,15 +24,15 @@ class TorchRunner:
         self.model: torch.nn.Module | None = None
         self.weights_only = True
 
-    def load(self, artifact: Path, job: dict[str, Any]) -> None:
-        torch.set_num_threads(job["threads"])
+    def load(self, artifact: Path, job: InferenceJob) -> None:
+        torch.set_num_threads(job.threads)
         if torch.get_num_interop_threads() != 1:  # settable once per process (a group reloads)
             torch.set_num_interop_threads(1)
-        self.device = job["device"]
+        self.device = job.device
         if self.device == "cuda" and not torch.cuda.is_available():
             raise DeviceUnavailable("torch.cuda.is_available() is False")
-        self.weights_only = not job.get("unsafe_pickle", False)
-        model = build_architecture(job["architecture"])  # checked before anything is loaded
+        self.weights_only = not job.unsafe_pickle
+        model = build_architecture(job.architecture)  # checked before anything is loaded
         state = torch.load(artifact, map_location="cpu", weights_only=self.weights_only)
         model.load_state_dict(state, strict=True)
         self.model = model.eval().to(self.device)

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from reproscope.runtime.jobs import InferenceJob
 from reproscope.runtime.peak import gemm_operand, onnx_matmul_model
 from reproscope.runtime.runners.base import DeviceUnavailable, stage_ms
 
@@ -24,12 +25,12 @@ class OnnxRunner:
         self.options = ort.SessionOptions()
         self.device = "cpu"
 
-    def load(self, artifact: Path, job: dict[str, Any]) -> None:
-        self.device = job["device"]
+    def load(self, artifact: Path, job: InferenceJob) -> None:
+        self.device = job.device
         provider = PROVIDERS[self.device]
         if provider not in ort.get_available_providers():
             raise DeviceUnavailable(f"{provider} not in {ort.get_available_providers()}")
-        self.options.intra_op_num_threads = job["threads"]
+        self.options.intra_op_num_threads = job.threads
         self.options.inter_op_num_threads = 1
         self.options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         self.options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

@@ -1,0 +1,87 @@
+"""The result files a study's job table asks for, the job that writes each, and what
+aggregation checks them against."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from reproscope.plan import jobs
+from reproscope.plan.study import Study
+from reproscope.runtime import layout
+from reproscope.runtime.jobs import InferenceJob, digest
+
+
+def table_rows(rows: pd.DataFrame, *columns: str) -> Iterator[tuple[Any, ...]]:
+    """The values of columns of job-table rows, row by row (each pandas column read whole:
+    itertuples reads a string column one element at a time)."""
+    return zip(*(rows[c].tolist() for c in columns), strict=True) if len(rows) else iter(())
+
+
+def result_paths(rows: pd.DataFrame) -> list[str]:
+    """The result file of each job-table row."""
+    columns = ("mode", "system", "manifest", "env", "device")
+    point = ("scenario", "batch_size", "repeat")
+    return [
+        (
+            layout.accuracy_result(*where)
+            if mode == "accuracy"
+            else layout.latency_result(*where, scenario, int(bs), int(repeat))
+        )
+        for mode, *where, scenario, bs, repeat in table_rows(rows, *columns, *point)
+    ]
+
+
+def beside(results: Iterable[str], of: Callable[[str], Path]) -> list[str]:
+    """The files written beside accuracy results, of = layout.logits_of or layout.topk_of."""
+    return [str(of(r)) for r in results]
+
+
+class Results:
+    """Every result of a study, its jobs built once (planning a big study builds tens of
+    thousands)."""
+
+    def __init__(self, study: Study) -> None:
+        table = study.jobs
+        self.table = table
+        self.jobs: dict[str, InferenceJob] = {job.result_out: job for job in jobs.table_jobs(study)}
+        self.latency_rows = table[table["mode"] == "latency"] if len(table) else table
+        self.accuracy = self.accuracy_of(("study",))
+        self.variants = self.accuracy_of(("ablation", "diagnosis"))
+        self.latency = result_paths(self.latency_rows)
+        # The rounds' folders (one per system and round): what consumers of timing declare.
+        self.round_dirs = sorted(
+            {
+                layout.round_dir(system, int(repeat))
+                for system, repeat in table_rows(self.latency_rows, "system", "repeat")
+            }
+        )
+        self.timed_systems: list[str] = (
+            sorted(set(self.latency_rows["system"])) if len(self.latency_rows) else []
+        )
+
+    def accuracy_of(self, kinds: tuple[str, ...]) -> list[str]:
+        """The accuracy results of job-table rows of kinds (study, ablation, diagnosis)."""
+        table = self.table
+        rows = (
+            table[(table["mode"] == "accuracy") & table["kind"].isin(kinds)]
+            if len(table)
+            else table
+        )
+        return result_paths(rows)
+
+    def digests(self, results: Iterable[str]) -> dict[str, str]:
+        """result path -> digest of its current job; aggregation refuses any other."""
+        return {r: digest(self.jobs[r].to_dict()) for r in results}
+
+    def dependencies(self, results: Iterable[str]) -> list[str]:
+        """The environment locks, artifacts and caches results were made from, hashed at
+        aggregation."""
+        found: set[str] = set()
+        for r in results:
+            job = self.jobs[r]
+            found.update((job.env_lock, job.artifact, job.inputs))
+        return sorted(found)

@@ -1,0 +1,1 @@
+"""ONNX Runtime: facts.py (imported by planning) and runner.py (imports onnxruntime)."""

@@ -1,0 +1,1 @@
+"""PyTorch: facts.py (imported by planning) and runner.py (imports torch)."""

@@ -1,0 +1,1 @@
+"""TensorFlow: facts.py (imported by planning) and runner.py (imports tensorflow)."""
