@@ -96,7 +96,8 @@ def test_stale_or_foreign_lock_is_refused(tmp_path: Path) -> None:
     path = _tiny_env(tmp_path)
     packages = {"six": ("1.17.0", "a" * 64)}
     lock_path(path).write_text(render(packages, {"tiny.yaml": "b" * 64}, current_target()))
-    with pytest.raises(LockError, match=r"tiny\.yaml changed .*`python -m reproscope\.lock tiny`"):
+    stale = r"tiny\.yaml changed .*`python -m reproscope\.acquire\.lock tiny`"
+    with pytest.raises(LockError, match=stale):
         check_usable(read_lock(lock_path(path)))
     lock_path(path).write_text(
         render(packages, {"tiny.yaml": sha256_file(path)}, "win32-arm64 cpython-3.9")
