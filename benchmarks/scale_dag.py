@@ -9,8 +9,9 @@
    pytorch, onnxruntime and tensorflow (3 x models manifests), batch sizes 1..128 (8),
    the default study's timing shape (FixedBatch, SingleStream, Server, Offline; 3 rounds),
    cpu, environment host, a generated synthetic-colours dataset. --models 300 gives
-   2,409 jobs: 900 accuracy jobs, 3 round jobs measuring 29,700 timing points, and the
-   fetch, conversion, preprocessing and operation-count jobs before them.
+   3,306 jobs: 900 accuracy jobs, 900 round jobs (3 rounds of each model's comparison
+   group) measuring 29,700 timing points, and the fetch, conversion, preprocessing and
+   operation-count jobs before them.
 2. Generates a bare Snakefile of the same DAG (the same rules, jobs, files and fan-in,
    static patterns and `touch` commands: no reproscope code, params or conda; asserted to
    plan as many jobs) and a one-job Snakefile (the fixed cost of starting Snakemake).
@@ -24,8 +25,8 @@
    input is missing, it re-runs them because their recorded input set or params
    changed, and that is what reruns the edited manifest's jobs). Then it edits one
    manifest's inputs.resize.method and dry-runs again, and checks that only that
-   manifest's preprocessing and accuracy jobs, its system's rounds (a round measures every
-   configuration), aggregate, plot, system_ranking and all are planned.
+   manifest's preprocessing and accuracy jobs, its group's rounds (a round measures every
+   configuration of the model), aggregate, plot, system_ranking and all are planned.
    Snakemake's touch executor sleeps 0.1 s per job (for coarse file-system clocks); with
    ~10,000 jobs that is 16 minutes, so the touch run sets that sleep to 0 (this file
    system has nanosecond mtimes, and Snakemake compares mtimes strictly).
@@ -140,8 +141,9 @@ def spread(values: list[float]) -> str:
 def bare_workflow(root: Path, n_models: int, n_rounds: int) -> Path:
     """The study's DAG written as a plain Snakefile: the same rules with the same jobs,
     files and fan-in (fetch, convert, preprocess with a chunk folder, accuracy reading
-    model, cache, chunks, lock and stamps, chained rounds that read every configuration's
-    inputs and write one folder each, flops, aggregate over everything, plot, ranking),
+    model, cache, chunks, lock and stamps, chained rounds per model that read its
+    configurations' inputs and write one folder each, flops, aggregate over everything,
+    plot, ranking),
     with static patterns and plain `touch` commands: no reproscope code, no params, no
     conda. What Snakemake itself costs to plan a DAG of that size and shape."""
     root.mkdir(parents=True)
@@ -165,18 +167,21 @@ def model_of(name):
     return name.rsplit("-", 1)[0]
 
 
-CONFIG_INPUTS = [
-    f
-    for n in NAMES
-    for f in (
-        f"models/{{n}}/model.bin",
-        f"cache/{{model_of(n)}}/cache.json",
-        f"cache/{{model_of(n)}}/chunks",
-        f"jobs/{{n}}/manifest.json",
-    )
-] + [LOCK, *STAMPS]
+def config_inputs(wildcards):
+    return [
+        f
+        for fw in ("pytorch", "onnx", "tensorflow")
+        for f in (
+            f"models/{{wildcards.model}}-{{fw}}/model.bin",
+            f"cache/{{wildcards.model}}/cache.json",
+            f"cache/{{wildcards.model}}/chunks",
+            f"jobs/{{wildcards.model}}-{{fw}}/manifest.json",
+        )
+    ] + [LOCK, *STAMPS]
+
+
 ACCURACY = expand("inference/{{name}}/accuracy.json", name=NAMES)
-ROUNDS = expand("rounds/r{{repeat}}", repeat=range({n_rounds}))
+ROUNDS = expand("rounds/{{model}}/r{{repeat}}", model=MODELS, repeat=range({n_rounds}))
 
 
 rule all:
@@ -224,10 +229,10 @@ rule aggregate:
 
 rule round:
     input:
-        configs=CONFIG_INPUTS,
-        previous=lambda wc: ROUNDS[: int(wc.repeat)][-1:],
+        configs=config_inputs,
+        previous=lambda wc: [f"rounds/{{wc.model}}/r{{int(wc.repeat) - 1}}"][: int(wc.repeat)],
     output:
-        directory("rounds/r{{repeat}}"),
+        directory("rounds/{{model}}/r{{repeat}}"),
     wildcard_constraints:
         repeat=r"\\d+",
     shell:
@@ -320,7 +325,7 @@ def is_folder_output(path: str) -> bool:
     """A directory() output of the study: a cache's chunk folder or a round's folder."""
     if path == layout.cache_chunks(str(Path(path).with_name("cache.json"))):
         return True
-    return re.fullmatch(layout.round_dir(r"[^/]+", r"\d+"), path) is not None
+    return re.fullmatch(layout.round_dir(r"[^/]+", r"[^/]+", r"\d+"), path) is not None
 
 
 def one_manifest_check(
@@ -351,11 +356,13 @@ def one_manifest_check(
     _, _, result = run(snakemake(snakefile, root, "-n"), root)
     planned = job_stats(result.stdout)
     jobs = re.findall(r"^rule (\w+):\n((?:    .*\n)+)", result.stdout, re.M)
-    # A round measures every configuration of its system, so it is nobody's stranger.
+    # A round measures every configuration of its model's group: the edited manifest's only.
+    group = name.rsplit("-", 1)[0]
     strangers = [
         (rule, body.strip().splitlines()[0])
         for rule, body in jobs
-        if rule in {"accuracy", "fetch_model", "convert_model"} and f"/{name}/" not in body
+        if (rule in {"accuracy", "fetch_model", "convert_model"} and f"/{name}/" not in body)
+        or (rule.startswith("latency_round_") and f"group={group}," not in body)
     ]
     expected = {
         "preprocess": 1,
@@ -414,7 +421,8 @@ def main() -> int:
         rounds = sum(n for rule, n in stats.items() if rule.startswith("latency_round_"))
         work = stats.get("accuracy", 0)
         print(f"study DAG: {total} jobs {stats}", flush=True)
-        bare = bare_workflow(tmp / "bare", n_models=args.models, n_rounds=rounds)
+        n_rounds = rounds // args.models  # each model's group has its own rounds
+        bare = bare_workflow(tmp / "bare", n_models=args.models, n_rounds=n_rounds)
         _, _, bare_first = run(snakemake(bare, bare.parent, "-n", config=False), bare.parent)
         bare_stats = job_stats(bare_first.stdout)
         print(f"bare DAG: {sum(bare_stats.values())} jobs {bare_stats}", flush=True)

@@ -51,8 +51,8 @@ rule aggregate:
         mem_mb=2000,
         runtime=10,
     params:
-        manifests=lambda wc: canonical(
-            summaries.manifest_summaries(study, study.settings["models"])
+        manifests=lambda wc: for_report(
+            canonical(summaries.manifest_summaries(study, study.settings["models"]))
         ),
         # the timing points inside the rounds' folders
         latency=LATENCY_RESULTS,
@@ -65,11 +65,14 @@ rule aggregate:
 rule compare_variants:
     input:
         index=layout.dataset_index(study.dataset),
-        base=ACCURACY_RESULTS,
+        # the variants' bases only: another model's edit leaves these tables untouched
+        base=RESULT_FILES.base_accuracy,
         variants=VARIANT_RESULTS,
-        topk=beside(ACCURACY_RESULTS + VARIANT_RESULTS, layout.topk_of),
-        made_from=RESULT_FILES.dependencies(ACCURACY_RESULTS + VARIANT_RESULTS),
-        labels=sorted({str(study.manifest(n).labels_path) for n in EVALUATED}),
+        topk=beside(RESULT_FILES.base_accuracy + VARIANT_RESULTS, layout.topk_of),
+        made_from=RESULT_FILES.dependencies(
+            RESULT_FILES.base_accuracy + VARIANT_RESULTS
+        ),
+        labels=sorted({str(study.manifest(n).labels_path) for n in VARIANT_MANIFESTS}),
         code=code_stamp("compare_variants", script="compare_variants.py"),
     output:
         ablations=report(
@@ -91,9 +94,11 @@ rule compare_variants:
         mem_mb=2000,
         runtime=10,
     params:
-        manifests=lambda wc: canonical(summaries.manifest_summaries(study, EVALUATED)),
-        variants=lambda wc: canonical(summaries.variant_summaries(study)),
-        jobs=RESULT_FILES.digests(ACCURACY_RESULTS + VARIANT_RESULTS),
+        manifests=lambda wc: for_report(
+            canonical(summaries.manifest_summaries(study, VARIANT_MANIFESTS))
+        ),
+        variants=lambda wc: for_report(canonical(summaries.variant_summaries(study))),
+        jobs=RESULT_FILES.digests(RESULT_FILES.base_accuracy + VARIANT_RESULTS),
     script:
         "../scripts/compare_variants.py"
 
@@ -150,6 +155,8 @@ if DIAGNOSED:
         params:
             caches=layout.preprocess_dir(study.dataset),
             work=layout.diagnosis_dir(),
-            diagnosed=lambda wc: canonical(summaries.diagnosis_jobs(study, env_python)),
+            diagnosed=lambda wc: for_report(
+                canonical(summaries.diagnosis_jobs(study, env_python))
+            ),
         script:
             "../scripts/diagnose_greedy.py"

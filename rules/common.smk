@@ -11,7 +11,7 @@ from reproscope.plan import jobs, stamps, summaries, targets
 from reproscope.plan.inference import AccuracyJobs, inference_inputs, slurm_resource
 from reproscope.plan.interpreters import Interpreters
 from reproscope.plan.results import Results, beside
-from reproscope.plan.rounds import Rounds
+from reproscope.plan.rounds import TIMING_RESOURCE, Rounds
 from reproscope.plan.study import load_study, variant_only_caches
 from reproscope.runtime import launch, layout
 from reproscope.acquire.envs import conda_tool
@@ -70,6 +70,7 @@ def code_stamp(rule, script=None, shell=None):
 
 
 canonical = summaries.canonical
+for_report = summaries.for_report
 names_regex = targets.names_regex
 DERIVED = targets.sourced(study, "derived")
 INITIALISED = targets.sourced(study, "random_init")
@@ -83,13 +84,27 @@ RESULT_FILES = Results(study)
 ACCURACY_RESULTS = RESULT_FILES.accuracy
 LATENCY_RESULTS = RESULT_FILES.latency
 VARIANT_RESULTS = RESULT_FILES.variants
+VARIANT_MANIFESTS = [*RESULT_FILES.variant_bases, *study.variants]
 stamps.write_job_stamps(study, EVALUATED)
 
 INTERPRETERS = Interpreters(config["environments"], USE_CONDA)
 env_python = INTERPRETERS.python
 INFER_CODE = code_stamp("inference", shell=INFER_SHELL)
 ACCURACY = AccuracyJobs(study, RESULT_FILES.jobs, SHARDS)
-ROUNDS = Rounds(study, RESULT_FILES.latency_rows, env_python, INFER_CODE)
+ROUNDS = Rounds(
+    study, RESULT_FILES.latency_rows, env_python, INFER_CODE, RESULT_FILES.jobs
+)
+
+
+# Round jobs of different comparison groups must not time on the same cores at once: each
+# takes one unit of `timing` and one exists (profiles/default; --resources may say more).
+# Scoped local: on a cluster each submitted job has its own, so groups run in parallel.
+resource_scopes:
+    timing="local",
+
+
+if TIMING_RESOURCE not in workflow.global_resources:
+    workflow.register_resource(TIMING_RESOURCE, 1)
 
 partition = slurm_resource(study.systems, "slurm_partition")
 constraint = slurm_resource(study.systems, "slurm_constraint")

@@ -93,18 +93,20 @@ else:
 
 for _system in RESULT_FILES.timed_systems:
 
+    # One job per comparison group and round; {group} names the group (its model).
     rule:
         name:
             f"latency_round_{re.sub(r'[^A-Za-z0-9_]', '_', _system)}"
         input:
             unpack(ROUNDS.inputs(_system)),
         output:
-            directory(layout.round_dir(_system, "{repeat}")),
+            directory(layout.round_dir(_system, "{group}", "{repeat}")),
         log:
-            layout.round_job_log(_system, "{repeat}"),
+            layout.round_job_log(_system, "{group}", "{repeat}"),
         benchmark:
-            layout.round_benchmark(_system, "{repeat}")
+            layout.round_benchmark(_system, "{group}", "{repeat}")
         wildcard_constraints:
+            group=names_regex(RESULT_FILES.groups[_system]),
             repeat=r"\d+",
         conda:
             "../envs/workflow.yaml"
@@ -112,6 +114,7 @@ for _system in RESULT_FILES.timed_systems:
         resources:
             mem_mb=8000,
             runtime=ROUNDS.runtime(_system),
+            timing=1,
             slurm_partition=study.systems.get(_system, {}).get("slurm_partition", ""),
             constraint=study.systems.get(_system, {}).get("slurm_constraint", ""),
             gres=study.systems.get(_system, {}).get("slurm_gres", ""),

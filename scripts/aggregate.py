@@ -9,6 +9,7 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
 
 import json
 
+from reproscope.plan.summaries import from_report
 from reproscope.report.aggregate import (
     accuracy_table,
     agreement_table,
@@ -19,6 +20,7 @@ from reproscope.report.aggregate import (
     runs_table,
 )
 from reproscope.report.provenance import check_results
+from reproscope.report.tables import write_csv
 from reproscope.rulelog import log_stderr
 
 snakemake = snakemake  # noqa: F821, PLW0127 (injected by Snakemake)
@@ -30,14 +32,16 @@ latency = list(snakemake.params.latency)
 check_results([*snakemake.input.accuracy, *latency], dict(snakemake.params.jobs))
 index = json.loads(Path(snakemake.input.index).read_text())
 runs = runs_table(latency, list(snakemake.input.flops))
-rounded(runs).to_csv(snakemake.output.runs, index=False)
-accuracy = accuracy_table(list(snakemake.input.accuracy), index, snakemake.params.manifests)
-rounded(accuracy).to_csv(snakemake.output.accuracy, index=False)
+write_csv(rounded(runs), snakemake.output.runs)
+accuracy = accuracy_table(
+    list(snakemake.input.accuracy), index, from_report(snakemake.params.manifests)
+)
+write_csv(rounded(accuracy), snakemake.output.accuracy)
 agreement = agreement_table(list(snakemake.input.accuracy))
-rounded(agreement).to_csv(snakemake.output.agreement, index=False)
-rounded(repeats_table(runs)).to_csv(snakemake.output.repeats, index=False)
+write_csv(rounded(agreement), snakemake.output.agreement)
+write_csv(rounded(repeats_table(runs)), snakemake.output.repeats)
 comparisons = comparisons_table(latency, snakemake.params.min_effect)
-rounded(comparisons).to_csv(snakemake.output.comparisons, index=False)
+write_csv(rounded(comparisons), snakemake.output.comparisons)
 environments = environments_table(comparisons, agreement)
-rounded(environments).to_csv(snakemake.output.environments, index=False)
+write_csv(rounded(environments), snakemake.output.environments)
 print("aggregated", file=sys.stderr)

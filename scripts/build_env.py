@@ -9,10 +9,16 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
 
 from reproscope.acquire.envfile import read_env_file
 from reproscope.acquire.envs import build, record
+from reproscope.acquire.lockfile import LockError
 
 snakemake = snakemake  # noqa: F821, PLW0127 (injected by Snakemake)
 
 env = read_env_file(snakemake.wildcards.env, snakemake.input.env)
 with open(snakemake.log[0], "w") as log:
-    built = build(env, Path(snakemake.params.prefix), log, snakemake.params.mechanism)
+    try:
+        built = build(env, Path(snakemake.params.prefix), log, snakemake.params.mechanism)
+    except LockError as exc:  # a clear message (file, line or package, fix), no traceback
+        log.write(f"error: {exc}\n")
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)
 Path(snakemake.output[0]).write_text(json.dumps(record(env, built), indent=1, sort_keys=True))

@@ -9,7 +9,9 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
 
 import json
 
+from reproscope.plan.summaries import from_report
 from reproscope.report.provenance import check_results
+from reproscope.report.tables import write_csv
 from reproscope.report.variants_table import diagnosis_table, variants_table
 
 snakemake = snakemake  # noqa: F821, PLW0127 (injected by Snakemake)
@@ -17,11 +19,14 @@ snakemake = snakemake  # noqa: F821, PLW0127 (injected by Snakemake)
 check_results([*snakemake.input.base, *snakemake.input.variants], dict(snakemake.params.jobs))
 index = json.loads(Path(snakemake.input.index).read_text())
 table = variants_table(
-    list(snakemake.input.variants), index, snakemake.params.manifests, snakemake.params.variants
+    list(snakemake.input.variants),
+    index,
+    from_report(snakemake.params.manifests),
+    from_report(snakemake.params.variants),
 )
-table.to_csv(snakemake.output.ablations, index=False)
-diagnosis = diagnosis_table(table, index["dataset"], snakemake.params.manifests)
-diagnosis.to_csv(snakemake.output.diagnosis, index=False)
+write_csv(table, snakemake.output.ablations)
+diagnosis = diagnosis_table(table, index["dataset"], from_report(snakemake.params.manifests))
+write_csv(diagnosis, snakemake.output.diagnosis)
 with open(snakemake.log[0], "w") as log:
     for row in diagnosis[diagnosis["most_likely"]].itertuples():
         log.write(f"{row.manifest}: most likely mis-stated field {row.field} ({row.variant})\n")

@@ -11,8 +11,10 @@ import os
 
 import pandas as pd
 
+from reproscope.plan.summaries import from_report
 from reproscope.report.aggregate import claim_for
 from reproscope.report.greedy import accuracy_evaluator, greedy_diagnosis
+from reproscope.report.tables import write_csv
 from reproscope.report.variants_table import DEFAULT_TOLERANCE
 
 snakemake = snakemake  # noqa: F821, PLW0127 (injected by Snakemake)
@@ -21,7 +23,7 @@ index = json.loads(Path(snakemake.input.index).read_text())
 round1 = pd.read_csv(snakemake.input.round1)
 tables = []
 with open(snakemake.log[0], "w") as log:
-    for name, spec in snakemake.params.diagnosed.items():
+    for name, spec in from_report(snakemake.params.diagnosed).items():
         group = spec["group"]
         rows = round1[
             (round1["manifest"] == name)
@@ -61,6 +63,4 @@ with open(snakemake.log[0], "w") as log:
                 f"{name}: round {row.round} fixes {row.field} ({row.variant}), "
                 f"top-1 {row.start_top1:.1f} -> {row.top1:.1f}, closes {row.gap_closed:.1f}\n"
             )
-(pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()).to_csv(
-    snakemake.output[0], index=False
-)
+write_csv(pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(), snakemake.output[0])

@@ -10,10 +10,11 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
 import json
 
 from reproscope.acquire.datasets import materialise
+from reproscope.rulelog import refuse_cleanly
 
 snakemake = snakemake  # noqa: F821, PLW0127 (injected by Snakemake)
 
-with open(snakemake.log[0], "w") as log:
+with open(snakemake.log[0], "w") as log, refuse_cleanly(log):
     index = materialise(
         snakemake.wildcards.dataset,
         snakemake.params.spec,

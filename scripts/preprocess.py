@@ -9,12 +9,13 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
 import json
 
 from reproscope.acquire.preprocess import build_cache
+from reproscope.rulelog import refuse_cleanly
 
 snakemake = snakemake  # noqa: F821, PLW0127 (injected by Snakemake)
 
 index = json.loads(Path(snakemake.input.index).read_text())
 paths = [Path(index["root"]) / f for f in index["files"]]
-with open(snakemake.log[0], "w") as log:
+with open(snakemake.log[0], "w") as log, refuse_cleanly(log):
     log.write(f"{len(paths)} images, {snakemake.threads} processes\n")
     cache = build_cache(
         paths,

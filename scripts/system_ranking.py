@@ -10,12 +10,13 @@ import pandas as pd
 
 from reproscope.report.plots import system_ranking as plot_ranking
 from reproscope.report.ranking import system_ranking
+from reproscope.report.tables import write_csv
 from reproscope.rulelog import log_stderr
 
 snakemake = snakemake  # noqa: F821, PLW0127 (injected by Snakemake)
 log_stderr(snakemake.log[0])  # tracebacks and refusals reach the log too
 
 table = system_ranking(pd.read_csv(snakemake.input.runs))
-table.to_csv(snakemake.output.table, index=False)
+write_csv(table, snakemake.output.table)
 plot_ranking(table, Path(snakemake.output.plot))
 print(f"{len(table)} pairs, {int(table['rankings_disagree'].sum())} disagree", file=sys.stderr)

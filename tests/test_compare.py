@@ -13,10 +13,12 @@ from reproscope.report.compare import (
     SAME,
     SLOWER,
     TOO_FEW,
+    UNPAIRED,
     log_mean_ci,
     ratio_ci,
     t975,
     verdict,
+    welch_ratio_ci,
 )
 
 
@@ -124,3 +126,52 @@ def test_a_study_without_accuracy_or_timing_jobs_gets_headers() -> None:
     assert accuracy.empty and {"model", "system", "top1"} <= set(accuracy.columns)
     assert runs.empty and {"model", "system", "scenario", "repeat"} <= set(runs.columns)
     assert agreement_table([]).empty
+
+
+def test_welch_between_groups() -> None:
+    """Unpaired rounds: the ratio of geometric means and Welch's interval on the logs."""
+    ratio, low, high = welch_ratio_ci([1.0, 1.0, 1.0], [2.0, 2.0])
+    assert ratio == pytest.approx(2.0) and low == pytest.approx(2.0) == high
+    # logs {0, 2} against {1, 3}: difference 1, se = sqrt(2/2 + 2/2), df = 2
+    ratio, low, high = welch_ratio_ci([1.0, math.e**2], [math.e, math.e**3])
+    assert ratio == pytest.approx(math.e)
+    assert math.log(high) - 1 == pytest.approx(t975(2) * math.sqrt(2.0), rel=1e-6)
+    assert math.isnan(welch_ratio_ci([1.0], [1.0, 2.0])[1])
+    with pytest.raises(ValueError, match="positive"):
+        welch_ratio_ci([1.0, 0.0], [1.0, 2.0])
+    # Coverage: a true ratio of 1.5 lies inside about 95 % of the intervals.
+    rng = np.random.default_rng(7)
+    hits = 0
+    for _ in range(400):
+        low, high = welch_ratio_ci(rounds(rng, 10.0, 7, 0.05), rounds(rng, 15.0, 5, 0.1))[1:]
+        hits += low <= 1.5 <= high
+    assert 0.9 <= hits / 400 <= 0.99
+
+
+def _timing_point(root, system: str, group: str, repeat: int, p50: float) -> str:
+    """A minimal timing result of one configuration of model m on system."""
+    import json
+
+    path = root / f"{system}_{group}_{repeat}.json"
+    job = dict(model="m", manifest="m-onnx", framework="onnxruntime", env="e", device="cpu")
+    job.update(system=system, group=group, repeat=repeat, scenario="FixedBatch", batch_size=1)
+    path.write_text(json.dumps({"job": job, "status": "ok", "metrics": {"p50_ms": p50}}))
+    return str(path)
+
+
+def test_comparisons_pair_inside_a_group_only(tmp_path) -> None:
+    """Two systems' round jobs are different groups' rounds: their comparison is unpaired
+    (Welch), and the row says so; the same configuration's rounds pair inside a group."""
+    from reproscope.report.aggregate import comparisons_table
+
+    files = [
+        _timing_point(tmp_path, system, "m", r, base * (1.0 + 0.01 * r))
+        for system, base in (("a", 10.0), ("b", 20.0))
+        for r in range(4)
+    ]
+    table = comparisons_table(files)
+    assert len(table) == 1
+    row = table.iloc[0]
+    assert row["kind"] == "system" and row["pairing"] == UNPAIRED and row["rounds"] == 4
+    assert row["ratio_b_over_a"] == pytest.approx(2.0, rel=1e-3)
+    assert row["verdict"] == SLOWER

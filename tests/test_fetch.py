@@ -231,7 +231,12 @@ def test_fetch_file_url(tmp_path: Path, out_dir: Path) -> None:
     src = tmp_path / "src.bin"
     src.write_bytes(GOOD)
     assert fetch_url(src.as_uri(), out_dir / "a.bin", GOOD_SHA).read_bytes() == GOOD
-    assert fetch_url(src.as_uri(), out_dir / "b.bin", None).read_bytes() == GOOD
+    # unpinned: only inside the project's tree
+    copied = fetch_url(src.as_uri(), out_dir / "b.bin", None, project_root=tmp_path)
+    assert copied.read_bytes() == GOOD
+    with pytest.raises(FetchError, match="outside the project .* no sha256"):
+        fetch_url(src.as_uri(), out_dir / "c.bin", None, project_root=out_dir)
+    assert not (out_dir / "c.bin").exists()
 
 
 def test_fetch_file_url_wrong_sha_and_missing(tmp_path: Path, out_dir: Path) -> None:
@@ -240,7 +245,7 @@ def test_fetch_file_url_wrong_sha_and_missing(tmp_path: Path, out_dir: Path) -> 
     with pytest.raises(FetchError, match="sha256 mismatch"):
         fetch_url(src.as_uri(), out_dir / "a.bin", _sha(b"other"))
     with pytest.raises(FetchError, match="cannot read"):
-        fetch_url((tmp_path / "nope").as_uri(), out_dir / "a.bin", None)
+        fetch_url((tmp_path / "nope").as_uri(), out_dir / "a.bin", GOOD_SHA)
     assert os.listdir(out_dir) == []
 
 

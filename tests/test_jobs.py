@@ -47,8 +47,9 @@ def test_every_job_path_is_relative_and_in_the_layout(study) -> None:
             assert Path(job.logits_out) == layout.logits_of(job.result_out)
         else:
             assert job.result_out == layout.latency_result(
-                *where, job.scenario, job.batch_size, job.repeat
+                *where, job.scenario, job.batch_size, job.repeat, job.model
             )
+            assert job.group == job.model  # its comparison group
     conversion = jobs.conversion_job(study, "tiny-onnx")
     assert conversion.source == layout.artifact("tiny-pytorch", "pt")
     assert conversion.output == layout.artifact("tiny-onnx", "onnx")

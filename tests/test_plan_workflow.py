@@ -60,14 +60,20 @@ def test_the_results_layout_is_unchanged() -> None:
         "results/logs/inference/a/tiny-onnx/host/cpu/accuracy.log"
     )
     assert layout.round_log(*WHERE, 2) == "results/logs/inference/a/tiny-onnx/host/cpu/round_r2.log"
-    assert layout.round_job_log("a", "{repeat}") == "results/logs/inference/a/round_r{repeat}.log"
+    assert layout.round_job_log("a", "{group}", "{repeat}") == (
+        "results/logs/rounds/a/{group}/r{repeat}.log"
+    )
     assert (
         layout.accuracy_benchmark(*WHERE) == "results/benchmarks/accuracy/a/tiny-onnx/host/cpu.tsv"
     )
     assert layout.accuracy_benchmark(*WHERE, 1) == (
         "results/benchmarks/accuracy/a/tiny-onnx/host/cpu_shard1.tsv"
     )
-    assert layout.round_benchmark("a", 0) == "results/benchmarks/latency/a/round_r0.tsv"
+    assert layout.round_benchmark("a", "g", 0) == "results/benchmarks/rounds/a/g/r0.tsv"
+    assert layout.round_dir("a", "g", 1) == "results/timing/a/g/r1"
+    assert layout.latency_result(*WHERE, "Offline", 4, 1, "g") == (
+        "results/timing/a/g/r1/tiny-onnx/host/cpu/Offline_bs4_r1.json"
+    )
     assert layout.preprocessed("colours", "ab") == "results/preprocess/colours/ab/cache.json"
     assert layout.preprocess_dir("colours") == "results/preprocess/colours"
     assert layout.diagnosis_dir() == "results/diagnosis"
@@ -156,9 +162,19 @@ def test_results_are_the_job_tables(study) -> None:
     variant_rows = table[(table["mode"] == "accuracy") & (table["kind"] != "study")]
     assert len(results.variants) == len(variant_rows) > 0
     assert set(results.variants) <= set(results.jobs) - set(results.accuracy)
+    # compare_variants reads the variants' bases only (another model's edit leaves it be)
+    bases = {v["base"] for v in study.variants.values()}
+    assert results.variant_bases == sorted(bases)
+    assert (
+        results.base_accuracy == [r for r in results.accuracy if results.jobs[r].manifest in bases]
+        and results.base_accuracy
+    )
     assert results.timed_systems == ["a", "b"]
+    assert results.groups == {"a": ["tiny-colour"], "b": ["tiny-colour"]}
     assert results.round_dirs == sorted(
-        layout.round_dir(s, int(r)) for s in ("a", "b") for r in set(latency_rows["repeat"])
+        layout.round_dir(s, "tiny-colour", int(r))
+        for s in ("a", "b")
+        for r in set(latency_rows["repeat"])
     )
     expected = provenance.expected_digests(study)
     assert results.digests(results.accuracy) == {r: expected[r] for r in results.accuracy}
@@ -214,18 +230,29 @@ def test_slurm_resources_come_from_the_jobs_system(study) -> None:
     assert gres(SimpleNamespace(system="a", device="cuda")) == "gpu:1"
 
 
-def test_a_round_plans_every_configuration_of_its_system(study) -> None:
+def test_a_round_plans_every_configuration_of_its_group(study) -> None:
     results = Results(study)
-    rounds = Rounds(study, results.latency_rows, Interpreters({}, False).python, "CODE")
-    assert rounds.configs("a") == [("tiny-onnx", "host", "cpu"), ("tiny-pytorch", "host", "cpu")]
-    assert rounds.runtime("a") >= 10
-    first = rounds.inputs("a")(SimpleNamespace(repeat="0"))
+    python = Interpreters({}, False).python
+    # from the table's point jobs (as the workflow does), the same as built afresh
+    rounds = Rounds(study, results.latency_rows, python, "CODE", results.jobs)
+    built = Rounds(study, results.latency_rows, python, "CODE")
+    wildcards = SimpleNamespace(group="tiny-colour", repeat="1")
+    assert rounds.plan("a")(wildcards, None) == built.plan("a")(wildcards, None)
+    group = "tiny-colour"  # both manifests' model: one comparison group
+    assert rounds.configs("a", group) == [
+        ("tiny-onnx", "host", "cpu"),
+        ("tiny-pytorch", "host", "cpu"),
+    ]
+    assert rounds.configs("a", "another-model") == []
+    assert rounds.runtime("a")(SimpleNamespace(group=group)) >= 10
+    first = rounds.inputs("a")(SimpleNamespace(group=group, repeat="0"))
     assert "previous_round" not in first
     assert len(set(first.values())) == len(first)  # each file once
     assert first["lock_tiny-onnx_host"] == layout.env_lock("host")
-    later = rounds.inputs("a")(SimpleNamespace(repeat="2"))
-    assert later["previous_round"] == layout.round_dir("a", 1)
-    plan = json.loads(rounds.plan("b")(SimpleNamespace(repeat="1"), None))
+    later = rounds.inputs("a")(SimpleNamespace(group=group, repeat="2"))
+    assert later["previous_round"] == layout.round_dir("a", group, 1)
+    plan = json.loads(rounds.plan("b")(SimpleNamespace(group=group, repeat="1"), None))
+    assert plan["group"] == group
     assert plan["round"] == 1 and [c["name"] for c in plan["configs"]] == [
         "tiny-onnx/host/cpu",
         "tiny-pytorch/host/cpu",

@@ -84,7 +84,8 @@ def test_edited_preprocessing_without_metadata_is_replanned(finished: Path, tmp_
     manifest.write_text(yaml.safe_dump(data, sort_keys=False))
     result = snakemake(tinystudy.REPO, root, "-n")
     jobs = planned_jobs(result)
-    # The timing round re-runs whole: its configurations are measured together, paired.
+    # The group's timing round re-runs whole: its configurations are measured together,
+    # paired (both manifests are one model: one comparison group, one round job per round).
     assert jobs["preprocess"] == 1 and jobs["accuracy"] == 1 and jobs["latency_round_local"] == 1
     assert jobs["aggregate"] == 1 and "convert_model" not in jobs
     listing = result.stdout.split("Job stats:")[0].split("\nrule ")

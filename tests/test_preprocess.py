@@ -31,6 +31,7 @@ from reproscope.acquire.preprocess import (
     spec_of,
     to_layout,
 )
+from reproscope.errors import InputError
 
 MANIFEST = Path(__file__).resolve().parents[1] / "manifests" / "efficientnet-lite0-pytorch.yaml"
 IMAGENET = {
@@ -154,8 +155,9 @@ def test_decode_unknown_decoder_and_garbage(tmp_path: Path) -> None:
     path.write_bytes(b"not an image")
     with pytest.raises(ValueError, match="unknown decoder"):
         decode(path, "skimage")
-    with pytest.raises(ValueError, match="OpenCV cannot decode"):
-        decode(path, "opencv")
+    for decoder in ("opencv", "pil"):
+        with pytest.raises(InputError, match=r"x\.jpg: field '\(image\)': is not an image"):
+            decode(path, decoder)
 
 
 # ---------------------------------------------------------------- resized_shape

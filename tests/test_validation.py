@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from reproscope.acquire.lockfile import LockError, read_lock
 from reproscope.errors import InputError, InputErrors
+from reproscope.plan.configcheck import check_snakemake_args
 from reproscope.plan.manifest import load_manifest, load_manifests
 from reproscope.plan.study import load_study
 from reproscope.yamlio import MAX_YAML_BYTES, load_yaml
@@ -33,7 +35,7 @@ class Case:
 
     @property
     def id(self) -> str:
-        return self.path.removesuffix(".yaml")
+        return self.path.removesuffix(".yaml").removesuffix(".lock.txt")
 
 
 MANIFEST_CASES = [
@@ -97,6 +99,27 @@ MANIFEST_CASES = [
         error=InputError,
         marker="/tmp/reproscope-bad-input-python-tag",
     ),
+    # issue 25: only registered model builders, with typed arguments
+    Case("manifest/registry-torch-hub-load.yaml", "architecture.entry_point"),
+    Case("manifest/registry-torch-load.yaml", "architecture.entry_point"),
+    Case("manifest/registry-numpy-load.yaml", "architecture.entry_point"),
+    Case(
+        "manifest/registry-load-inline.yaml",
+        "architecture.entry_point",
+        marker="/tmp/reproscope-bad-input-registry-load-inline",
+    ),
+    Case(
+        "manifest/registry-torch-save.yaml",
+        "architecture.entry_point",
+        marker="/tmp/reproscope-bad-input-registry-torch-save",
+    ),
+    Case("manifest/registry-extra-kwarg.yaml", "architecture.kwargs.weights_path"),
+    Case("manifest/registry-path-arg.yaml", "architecture.args[0]"),
+    Case("manifest/registry-wrong-type-arg.yaml", "architecture.kwargs.num_classes"),
+    Case("manifest/registry-too-many-args.yaml", "architecture.args[1]"),
+    # issue 25: resource caps (cap-) and text bound for the report (escape-)
+    Case("manifest/cap-crop-ratio-tiny.yaml", "inputs.crop_ratio"),
+    Case("manifest/escape-claim-source-too-long.yaml", "claims.source"),
 ]
 
 CONFIG_CASES = [
@@ -139,6 +162,33 @@ CONFIG_CASES = [
     Case("config/dataset-regex-no-group.yaml", "datasets.imagenet-sample.labels.filename_regex"),
     Case("config/dataset-url-credentials.yaml", "datasets.imagenet-sample.url"),
     Case("config/unsafe-pickle-unknown-manifest.yaml", "allow_unsafe_pickle[0]"),
+    # issue 25
+    Case("config/registry-ablation-torch-hub.yaml", "ablations.variants.evil.overrides"),
+    Case("config/registry-ablation-extra-kwarg.yaml", "ablations.variants.evil.overrides"),
+    Case("config/profile-slurm-gres-newline.yaml", "systems.local.slurm_gres", error=InputErrors),
+    Case("config/profile-slurm-partition-expression.yaml", "systems.local.slurm_partition"),
+    # issue 25: resource budgets and regexes that cannot backtrack (cap-)
+    Case("config/cap-generator-n-images.yaml", "datasets.synthetic.n_images"),
+    Case("config/cap-dataset-limit.yaml", "datasets.imagenet-sample.limit"),
+    Case("config/cap-batch-size-budget.yaml", "study.batch_sizes[5]"),
+    Case("config/cap-accuracy-batch-budget.yaml", "study.accuracy_batch_size"),
+    Case("config/cap-day-long-point.yaml", "study.timing.max_duration_s"),
+    Case("config/cap-min-duration-budget.yaml", "study.timing.min_duration_s"),
+    Case("config/cap-repeats-budget.yaml", "study.repeats"),
+    Case("config/cap-server-bound-budget.yaml", "study.server.latency_bound_ms"),
+    Case("config/cap-server-workers-budget.yaml", "study.server.workers"),
+    Case("config/cap-server-max-batch-budget.yaml", "study.server.max_batch"),
+    Case("config/cap-budget-unknown.yaml", "budgets.max_gpus"),
+    Case("config/cap-budget-over-hard-max.yaml", "budgets.max_batch_size"),
+    Case(
+        "config/cap-regex-nested-quantifier.yaml", "datasets.imagenet-sample.labels.filename_regex"
+    ),
+    Case("config/cap-regex-star-height.yaml", "datasets.imagenet-sample.labels.filename_regex"),
+    Case(
+        "config/cap-regex-alternation-loop.yaml", "datasets.imagenet-sample.labels.filename_regex"
+    ),
+    Case("config/cap-regex-backreference.yaml", "datasets.imagenet-sample.labels.filename_regex"),
+    Case("config/cap-regex-too-long.yaml", "datasets.imagenet-sample.labels"),
 ]
 
 PYTORCH = "efficientnet-lite0-pytorch.yaml"
@@ -164,6 +214,52 @@ STUDY_CASES = [
     Case("study/unsafe-pickle-without-consent", "source.unsafe_pickle", PYTORCH),
     Case("study/unsafe-pickle-consent-without-sha256", "source.sha256", PYTORCH),
     Case("study/duplicate-names-casefold", "name", "z-upper-case.yaml"),
+    # issue 25: a lock read otherwise by pip is refused when the study loads
+    Case("study/lock-comment-continuation", "line 6", "torch-2.13.lock.txt"),
+]
+
+# issue 25: locks read exactly as pip reads them (read_lock), or refused
+LOCK_CASES = [
+    Case("lock/lock-comment-continuation.lock.txt", "line 6"),
+    Case("lock/lock-coding-cookie.lock.txt", "line 1"),
+    Case("lock/lock-vim-fileencoding.lock.txt", "line 2"),
+    Case("lock/lock-extra-index-url.lock.txt", "line 4"),
+    Case("lock/lock-index-url.lock.txt", "line 4"),
+    Case("lock/lock-editable.lock.txt", "line 4"),
+    Case("lock/lock-requirements-include.lock.txt", "line 4"),
+    Case("lock/lock-url-requirement.lock.txt", "line 18"),
+    Case("lock/lock-marker.lock.txt", "line 4"),
+    Case("lock/lock-env-var.lock.txt", "line 4"),
+    Case("lock/lock-trailing-comment-continuation.lock.txt", "line 4"),
+    Case("lock/lock-two-hashes.lock.txt", "line 5"),
+    Case("lock/lock-duplicate-package.lock.txt", "line 18"),
+    Case("lock/lock-blank-after-continuation.lock.txt", "line 5"),
+    Case("lock/lock-extra-comment.lock.txt", "(document)"),
+    Case("lock/lock-unsorted.lock.txt", "(document)"),
+    Case("lock/lock-no-target.lock.txt", "(document)"),
+]
+
+# issue 25: profiles are data (every value Snakemake evaluates is a literal)
+PROFILE_CASES = [
+    Case(
+        "profile/profile-default-resources-import",
+        "default-resources.mem_mb",
+        "config.yaml",
+        marker="/tmp/reproscope-bad-input-profile-default-resources",
+    ),
+    Case(
+        "profile/profile-default-resources-list",
+        "default-resources[0]",
+        "config.yaml",
+        marker="/tmp/reproscope-bad-input-profile-list",
+    ),
+    Case("profile/profile-set-resources-call", "set-resources.accuracy.mem_mb", "config.yaml"),
+    Case("profile/profile-set-threads-expression", "set-threads.accuracy", "config.yaml"),
+    Case("profile/profile-env-var", "default-resources.tmpdir", "config.yaml"),
+    Case("profile/profile-newline", "default-resources.slurm_partition", "config.yaml"),
+    Case("profile/profile-base64", "set-resources[0]", "config.yaml"),
+    Case("profile/profile-attribute-access", "default-resources.runtime", "config.yaml"),
+    Case("profile/profile-underscore-key", "default-resources.mem_mb", "config.yaml"),
 ]
 
 
@@ -213,6 +309,24 @@ def test_bad_study(case: Case, at_root: None, no_marker: None) -> None:
     check(info.value, case.file or config_path.name, case.field)
 
 
+@pytest.mark.parametrize("case", LOCK_CASES, ids=lambda c: c.id)
+def test_bad_lock(case: Case) -> None:
+    path = BAD / case.path
+    with pytest.raises(LockError) as info:
+        read_lock(path)
+    assert info.value.field == case.field, str(info.value)
+    assert str(info.value).startswith(f"{path}: ") and "Fix: " in str(info.value)
+
+
+@pytest.mark.parametrize("case", PROFILE_CASES, ids=lambda c: c.id)
+def test_bad_profile(case: Case, no_marker: None) -> None:
+    """Refused by the check that runs before Snakemake parses the profile (its end to end
+    runs through snakemake and the wrapper are in tests/test_hostile.py)."""
+    with pytest.raises(InputErrors) as info:
+        check_snakemake_args(["--profile", str(BAD / case.path)])
+    check(info.value, "config.yaml", case.field)
+
+
 def test_manifest_directory_reports_every_bad_file_together() -> None:
     with pytest.raises(InputErrors) as info:
         load_manifests(BAD / "manifest")
@@ -252,14 +366,17 @@ def test_deeply_nested_document(tmp_path: Path) -> None:
 
 
 def test_corpus_and_readme_list_the_same_cases() -> None:
-    cases = {c.path for c in MANIFEST_CASES + CONFIG_CASES + STUDY_CASES}
+    every = MANIFEST_CASES + CONFIG_CASES + STUDY_CASES + LOCK_CASES + PROFILE_CASES
+    cases = {c.path for c in every}
     on_disk = {p.relative_to(BAD).as_posix() for p in (BAD / "manifest").glob("*.yaml")}
     on_disk |= {p.relative_to(BAD).as_posix() for p in (BAD / "config").glob("*.yaml")}
     on_disk |= {p.relative_to(BAD).as_posix() for p in (BAD / "study").iterdir() if p.is_dir()}
+    on_disk |= {p.relative_to(BAD).as_posix() for p in (BAD / "lock").glob("*.lock.txt")}
+    on_disk |= {p.relative_to(BAD).as_posix() for p in (BAD / "profile").iterdir() if p.is_dir()}
     assert on_disk == cases
     readme = (BAD / "README.md").read_text()
     listed = set(re.findall(r"^\| `([^`]+)` \|", readme, flags=re.MULTILINE))
-    assert {c.id for c in MANIFEST_CASES + CONFIG_CASES + STUDY_CASES} <= listed
+    assert {c.id for c in every} <= listed
     assert len(cases) >= 25
 
 
@@ -275,11 +392,23 @@ def test_shipped_manifest_directory_loads() -> None:
     assert len(load_manifests(ROOT / "manifests")) == len(list((ROOT / "manifests").glob("*.yaml")))
 
 
+def layered(base: dict, over: dict) -> dict:
+    """Snakemake's merge of a later --configfile over an earlier one (mappings recursively,
+    everything else replaced)."""
+    out = dict(base)
+    for key, value in over.items():
+        both = isinstance(value, dict) and isinstance(base.get(key), dict)
+        out[key] = layered(base[key], value) if both else value
+    return out
+
+
 @pytest.mark.parametrize(
     "config_file", sorted(str(p.relative_to(ROOT)) for p in (ROOT / "config").glob("*.yaml"))
 )
 def test_shipped_config_loads(config_file: str, at_root: None) -> None:
     config = yaml.safe_load(Path(config_file).read_text())
+    if "manifests" not in config:  # an overlay, documented as given after config/config.yaml
+        config = layered(yaml.safe_load(Path("config/config.yaml").read_text()), config)
     study = load_study(config, config_file, gpu_present=True)  # every job it can plan
     assert set(config["study"]["models"]) <= set(study.manifests)
     assert not study.jobs.empty

@@ -115,7 +115,8 @@ def test_preprocessing_edit_reruns_only_that_model(study: Path) -> None:
     path = study / "manifests" / "tiny-onnx.yaml"
     result = dry_run_edited(study, path, lambda d: d["inputs"]["resize"].update(method="bicubic"))
     jobs = planned_jobs(result)
-    # The timing round re-runs whole: its configurations are measured together, paired.
+    # The group's timing round re-runs whole: its configurations are measured together,
+    # paired (both manifests are one model: one comparison group, one round job per round).
     assert jobs["preprocess"] == 1 and jobs["accuracy"] == 1 and jobs["latency_round_local"] == 1
     listing = result.stdout.split("Job stats:")[0].split("\nrule ")
     others = [block for block in listing if not block.startswith("latency_round_local")]

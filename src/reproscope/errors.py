@@ -15,6 +15,10 @@ class InputError(ValueError):
         self.fix = fix
         super().__init__(f"{self.file}: field '{self.field}': {problem}. Fix: {fix}")
 
+    def __reduce__(self) -> tuple[type, tuple[str, str, str, str]]:
+        # raised in a worker process, it crosses back by pickle with all four parts
+        return (type(self), (self.file, self.field, self.problem, self.fix))
+
 
 class InputErrors(ValueError):
     """Several input errors reported together, so a user fixes them in one pass."""

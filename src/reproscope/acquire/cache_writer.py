@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from reproscope.runtime.atomic import remove_tree
 from reproscope.runtime.cache import CHUNK_IMAGES
 from reproscope.runtime.digests import sha256_file
 
@@ -43,7 +43,7 @@ def write_cache(
     rows straight into the chunk files, so no pixels pass through this process; make must
     be picklable.
     """
-    shutil.rmtree(chunks_dir, ignore_errors=True)
+    remove_tree(chunks_dir)
     chunks_dir.mkdir(parents=True)
     started = time.perf_counter()
     seconds: list[float] = []

@@ -5,8 +5,8 @@ from __future__ import annotations
 import csv
 import fnmatch
 import json
+import os
 import re
-import shutil
 import sys
 from collections import Counter
 from pathlib import Path
@@ -15,9 +15,23 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from reproscope.acquire.fetch import directory_digest, fetch_url, redact_url, safe_extract
+from reproscope.acquire.fetch import (
+    FetchError,
+    directory_digest,
+    fetch_url,
+    redact_url,
+    safe_extract,
+)
 from reproscope.errors import InputError
+from reproscope.runtime.atomic import check_no_link, remove_tree
 from reproscope.runtime.digests import sha256_file
+
+MAX_REGEX_CHARS = 200
+MAX_NAME_CHARS = 255  # a file name longer than any file system allows is refused unmatched
+MAX_LABEL_FILE_BYTES = 256 * 1024**2
+MAX_LABEL_FIELD_CHARS = 4096
+# Pseudo-file systems a mirror may not lie in: their files change as read or never end.
+SPECIAL_TREES = ("/proc", "/sys", "/dev", "/run")
 
 SYNTHETIC_CLASSES = {
     "red": (220, 30, 30),
@@ -85,46 +99,74 @@ def materialise(
     """Find or fetch the dataset, verify its digest, and return its index."""
     field = f"datasets.{name}"
     mirror = Path(spec["mirror"]) if spec.get("mirror") else None
-    if spec.get("generator"):
-        root = workdir / "files"
-        shutil.rmtree(root, ignore_errors=True)
-        generate_synthetic(root, spec.get("n_images", 24))
-        source = f"generated:{spec['generator']}"
-    elif mirror is not None and mirror.is_dir():
-        root, source = mirror, f"mirror:{mirror}"
-        log.write(f"using the local mirror {mirror}\n")
-    elif spec.get("url"):
-        log.write(f"mirror {mirror} absent; fetching {redact_url(spec['url'])}\n")
-        archive = workdir / ("archive" + "".join(Path(spec["url"]).suffixes[-2:]))
-        fetch_url(spec["url"], archive, None, verified_elsewhere=True)
-        extracted = workdir / "files"
-        shutil.rmtree(extracted, ignore_errors=True)
-        safe_extract(archive, extracted)
-        archive.unlink()
-        root, source = _single_child(extracted), f"url:{redact_url(spec['url'])}"
-    else:
+    extracted = workdir / "files"
+    try:
+        check_no_link(extracted)
+    except OSError as exc:
+        raise InputError(config_file, field, str(exc), "remove the link") from None
+    if mirror is not None and _special_tree(mirror):
         raise InputError(
             config_file,
             f"{field}.mirror",
-            f"{mirror} does not exist and no url is given",
-            "add 'url' or point 'mirror' at the files",
+            f"{mirror} lies in {_special_tree(mirror)}, a pseudo-file system whose files "
+            "change as they are read or never end",
+            "point 'mirror' at a folder of image files",
         )
-    digest = "sha256:" + directory_digest(root, (spec["files"],))
-    log.write(f"content digest {digest}\n")
-    expected = spec.get("content_digest") or recorded_digest(workdir / RECORDED, digest, log)
-    if expected != "generated" and digest != expected:
-        where = (
-            "content_digest"
-            if spec.get("content_digest")
-            else f"mirror (recorded in {workdir / RECORDED})"
-        )
-        raise InputError(
-            config_file,
-            f"{field}.{where}",
-            f"the files at {root} have digest {digest}, not {expected}",
-            "the dataset changed: restore it, or update the digest on purpose"
-            + ("" if spec.get("content_digest") else f" by deleting {workdir / RECORDED}"),
-        )
+    fetched = False
+    try:
+        if spec.get("generator"):
+            root = extracted
+            remove_tree(root)
+            generate_synthetic(root, spec.get("n_images", 24))
+            source = f"generated:{spec['generator']}"
+        elif mirror is not None and mirror.is_dir():
+            root, source = mirror, f"mirror:{mirror}"
+            log.write(f"using the local mirror {mirror}\n")
+        elif spec.get("url"):
+            log.write(f"mirror {mirror} absent; fetching {redact_url(spec['url'])}\n")
+            archive = workdir / ("archive" + "".join(Path(spec["url"]).suffixes[-2:]))
+            check_no_link(archive)
+            fetched = True
+            try:
+                fetch_url(spec["url"], archive, None, verified_elsewhere=True)
+                remove_tree(extracted)
+                safe_extract(archive, extracted)
+            finally:
+                archive.unlink(missing_ok=True)
+            root, source = _single_child(extracted), f"url:{redact_url(spec['url'])}"
+        else:
+            raise InputError(
+                config_file,
+                f"{field}.mirror",
+                f"{mirror} does not exist and no url is given",
+                "add 'url' or point 'mirror' at the files",
+            )
+        digest = "sha256:" + directory_digest(root, (spec["files"],))
+        log.write(f"content digest {digest}\n")
+        expected = spec.get("content_digest") or recorded_digest(workdir / RECORDED, digest, log)
+        if expected != "generated" and digest != expected:
+            where = (
+                "content_digest"
+                if spec.get("content_digest")
+                else f"mirror (recorded in {workdir / RECORDED})"
+            )
+            raise InputError(
+                config_file,
+                f"{field}.{where}",
+                f"the files at {root} have digest {digest}, not {expected}",
+                "the dataset changed: restore it, or update the digest on purpose"
+                + ("" if spec.get("content_digest") else f" by deleting {workdir / RECORDED}"),
+            )
+    except FetchError as exc:
+        if fetched:
+            remove_tree(extracted)  # no partial or unverified tree stays behind
+        where = f"{field}.url" if fetched else (f"{field}.mirror" if mirror else field)
+        fix = "fix the dataset's source as the problem says"
+        raise InputError(config_file, where, str(exc).rstrip("."), fix) from None
+    except BaseException:
+        if fetched:
+            remove_tree(extracted)
+        raise
     files = _files(root, spec["files"])
     if spec.get("limit"):
         files = files[: spec["limit"]]
@@ -157,6 +199,64 @@ def materialise(
     }
 
 
+def _repeat_nodes(parsed: Any, inside: bool) -> str | None:
+    """Why a parsed regex can backtrack exponentially (a quantified piece that holds
+    another quantifier or an alternation), or None."""
+    from re import _constants as c  # type: ignore[attr-defined]
+
+    for op, arg in parsed:
+        if op in (c.MAX_REPEAT, c.MIN_REPEAT, getattr(c, "POSSESSIVE_REPEAT", None)):
+            low, high, body = arg
+            repeats = high is c.MAXREPEAT or high > 1
+            if repeats and inside:
+                return "a quantifier inside a quantified group (nested quantifiers)"
+            why = _repeat_nodes(body, inside or repeats)
+            if why:
+                return why
+        elif op is c.BRANCH:
+            if inside:
+                return "an alternation ('|') inside a quantified group"
+            for branch in arg[1]:
+                why = _repeat_nodes(branch, inside)
+                if why:
+                    return why
+        elif op is c.SUBPATTERN:
+            why = _repeat_nodes(arg[-1], inside)
+            if why:
+                return why
+        elif op in (c.ASSERT, c.ASSERT_NOT):
+            why = _repeat_nodes(arg[1], inside)
+            if why:
+                return why
+        elif op is c.GROUPREF or op is getattr(c, "GROUPREF_EXISTS", None):
+            return "a back-reference"
+    return None
+
+
+def regex_problem(pattern: str) -> str | None:
+    """Why a dataset's filename_regex could take more than linear time on a file name
+    (too long, nested quantifiers, alternation under a quantifier, back-references), or
+    None. Python's re backtracks: '^(a+)+$' takes seconds on a 25-character name."""
+    from re import _parser  # type: ignore[attr-defined]
+
+    if len(pattern) > MAX_REGEX_CHARS:
+        return f"is {len(pattern)} characters long, over {MAX_REGEX_CHARS}"
+    try:
+        parsed = _parser.parse(pattern)
+    except (re.error, RecursionError, OverflowError) as exc:
+        return f"is not a regular expression ({exc})"
+    why = _repeat_nodes(parsed, False)
+    return None if why is None else f"holds {why}, which can backtrack for seconds per name"
+
+
+def _special_tree(path: Path) -> str | None:
+    resolved = Path(os.path.realpath(path))
+    for tree in SPECIAL_TREES:
+        if resolved == Path(tree) or Path(tree) in resolved.parents:
+            return tree
+    return None
+
+
 Label = str | int  # a class id (synset) or a class index into the model's label list
 
 
@@ -172,10 +272,19 @@ def read_labels(
     token is the synset) or caffe (val.txt: "<file> <class index>" per line).
     """
     if "filename_regex" in spec:
+        problem = regex_problem(spec["filename_regex"])
+        if problem:
+            raise InputError(
+                config_file,
+                f"{field}.filename_regex",
+                problem,
+                "write a plain regex such as '^(n\\d{8})_' (no nested quantifiers)",
+            )
         regex = re.compile(spec["filename_regex"])
         labels: list[Label] = []
         for f in files:
-            match = regex.search(Path(f).name)
+            name = Path(f).name
+            match = regex.search(name) if len(name) <= MAX_NAME_CHARS else None
             if not match:
                 raise InputError(
                     config_file,
@@ -221,36 +330,88 @@ def labels_file(root: Path, spec: dict[str, Any]) -> Path:
     return Path(spec["file"]) if Path(spec["file"]).is_absolute() else root / spec["file"]
 
 
+def _read_label_text(path: Path, field: str) -> str:
+    """The labels file as text: a regular file, capped, UTF-8 (the error names the byte)."""
+    try:
+        info = path.stat()
+    except OSError as exc:
+        raise InputError(
+            path, "(document)", f"cannot read it ({exc.strerror})", "fix the path"
+        ) from None
+    if not path.is_file():
+        raise InputError(
+            path, "(document)", "is not a regular file", f"point {field}.file at a labels file"
+        )
+    if info.st_size > MAX_LABEL_FILE_BYTES:
+        raise InputError(
+            path,
+            "(document)",
+            f"is {info.st_size} bytes, over {MAX_LABEL_FILE_BYTES}",
+            "point it at the labels file itself",
+        )
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise InputError(
+            path,
+            f"line {line}",
+            f"byte 0x{data[exc.start]:02x} at offset {exc.start} is not UTF-8",
+            "save the file as UTF-8 (iconv -f latin1 -t utf-8)",
+        ) from None
+
+
 def _label_lines(
     path: Path, form: str, config_file: str, field: str
 ) -> dict[str, tuple[Label, int]]:
     """file key -> (label, line number) of a labels file."""
     table: dict[str, tuple[Label, int]] = {}
-    with open(path, newline="", encoding="utf-8") as f:
+    lines = [line.removesuffix("\r") for line in _read_label_text(path, field).split("\n")]
+    if form == "caffe":
+        rows = ((n, line.split()) for n, line in enumerate(lines, 1) if line.strip())
+    else:
+        rows = ((n, row) for n, row in enumerate(_csv_rows(lines, path), 1) if n > 1 and row)
+    for n, row in rows:
+        problem = None
+        if len(row) < 2:
+            problem = "has fewer than two columns"
+        elif any(len(cell) > MAX_LABEL_FIELD_CHARS for cell in row):
+            problem = f"has a field longer than {MAX_LABEL_FIELD_CHARS} characters"
+        elif form == "caffe" and not (row[1].isascii() and row[1].isdigit()):
+            problem = f"class index {row[1]!r} is not a non-negative integer (digits 0-9)"
+        elif form == "kaggle-loc" and not row[1].split():
+            problem = "has an empty PredictionString"
+        if problem:
+            raise InputError(
+                path,
+                f"line {n}",
+                problem,
+                f"fix the line, or set {field}.format to the file's layout",
+            )
         if form == "caffe":
-            rows = ((n, line.split()) for n, line in enumerate(f, 1) if line.strip())
+            label: Label = int(row[1])
+        elif form == "kaggle-loc":
+            label = row[1].split()[0]
         else:
-            rows = ((n, row) for n, row in enumerate(csv.reader(f), 1) if n > 1 and row)
-        for n, row in rows:
-            problem = None
-            if len(row) < 2:
-                problem = "has fewer than two columns"
-            elif form == "caffe" and not row[1].isdigit():
-                problem = f"class index {row[1]!r} is not a non-negative integer"
-            elif form == "kaggle-loc" and not row[1].split():
-                problem = "has an empty PredictionString"
-            if problem:
-                raise InputError(
-                    path,
-                    f"line {n}",
-                    problem,
-                    f"fix the line, or set {field}.format to the file's layout",
-                )
-            if form == "caffe":
-                label: Label = int(row[1])
-            elif form == "kaggle-loc":
-                label = row[1].split()[0]
-            else:
-                label = row[1].strip()
-            table[row[0].strip()] = (label, n)
+            label = row[1].strip()
+        table[row[0].strip()] = (label, n)
     return table
+
+
+def _csv_rows(lines: list[str], path: Path) -> Any:
+    """csv rows of the lines, one per line; a broken line is an InputError naming it."""
+    for n, line in enumerate(lines, 1):
+        if len(line) > 4 * MAX_LABEL_FIELD_CHARS:
+            raise InputError(
+                path,
+                f"line {n}",
+                f"is {len(line)} characters long, over {4 * MAX_LABEL_FIELD_CHARS}",
+                "fix the line (a labels line holds a file name and its label)",
+            )
+        try:
+            yield next(csv.reader([line]), [])
+        except csv.Error as exc:
+            raise InputError(
+                path, f"line {n}", f"is not CSV ({exc})", "fix the quoting of the line"
+            ) from None

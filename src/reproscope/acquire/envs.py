@@ -26,6 +26,7 @@ from reproscope.acquire.lockfile import (
     read_lock,
     verify,
 )
+from reproscope.runtime.atomic import remove_tree
 
 HOST = "host"
 MECHANISMS = ("venv", "conda")
@@ -64,8 +65,8 @@ def build(env: EnvFile, prefix: Path, log: Any, mechanism: str = "venv") -> dict
             f"{env.path.stem}.post-deploy.sh (which installs and verifies {lock.path})\n"
         )
         return {"method": "conda", "python": None, "lock": lock}
-    if prefix.exists():
-        shutil.rmtree(prefix)
+    if prefix.exists() or prefix.is_symlink():
+        remove_tree(prefix)  # never through a link out of results/
     log.write(f"building {env.name} as a virtualenv from {lock.path} alone\n")
     _run([sys.executable, "-m", "venv", "--without-pip", str(prefix)], log)
     python = str(env_python(prefix, env.name))

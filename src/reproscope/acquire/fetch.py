@@ -60,6 +60,27 @@ _PIN_RE = re.compile(
 _TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tbz", ".tar.xz", ".txz")
 _ZIP_SUFFIXES = (".zip", ".whl")
 
+# Resource caps (each can be raised for a genuine input through the environment variable
+# named beside it; the error says which).
+MAX_EXTRACT_BYTES = 256 * 1024**3  # REPROSCOPE_MAX_EXTRACT_BYTES: an archive's total contents
+MAX_EXTRACT_RATIO = 100.0  # REPROSCOPE_MAX_EXTRACT_RATIO: extracted size / archive size
+MAX_FILE_COPY_BYTES = 64 * 1024**3  # REPROSCOPE_MAX_FILE_BYTES: one file:// source
+# Pseudo-file systems whose "regular" files are endless, change as read or leak secrets.
+_SPECIAL_TREES = ("/proc", "/sys", "/dev", "/run")
+
+
+def _cap(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    try:
+        parsed = float(value)
+    except ValueError:
+        parsed = float("nan")
+    if not parsed > 0:
+        raise FetchError(f"environment variable {name}={value!r}: expected a positive number")
+    return parsed
+
 
 class FetchError(Exception):
     """A fetch/verification failure. The message names the source and what to do about it."""
@@ -246,25 +267,90 @@ def _raise_for_http_error(shown: str, exc: urllib.error.HTTPError) -> None:
     ) from exc
 
 
-def _file_produce(url: str) -> Callable[[_HashingSink], None]:
+def _under(path: Path, root: Path) -> bool:
+    try:
+        path.relative_to(root)
+    except ValueError:
+        return False
+    return True
+
+
+def _local_source(url: str, pinned: bool, project_root: Path | None) -> Path:
+    """The local file a file:// URL names, refused unless it is a regular file outside the
+    pseudo-file systems, and pinned by sha256 unless it lies inside the project's tree."""
     parts = urllib.parse.urlsplit(url)
+    shown = redact_url(url)
     if parts.netloc not in ("", "localhost"):
         raise FetchError(
-            f"file URL {redact_url(url)} names host {parts.hostname!r}; only local files "
+            f"file URL {shown} names host {parts.hostname!r}; only local files "
             "are supported (use file:///absolute/path)"
         )
     path = Path(urllib.request.url2pathname(parts.path))
+    if "\x00" in str(path):
+        raise FetchError(f"file URL {shown} holds a NUL byte; fix the manifest field 'source.url'")
+    resolved = Path(os.path.realpath(path))
+    if any(_under(resolved, Path(tree)) for tree in _SPECIAL_TREES):
+        raise FetchError(
+            f"file URL {shown} points into /{resolved.parts[1]}, a "
+            "pseudo-file system (device, process or kernel files); fix the manifest field "
+            "'source.url' to name a regular file"
+        )
+    try:
+        mode = os.stat(resolved).st_mode
+    except OSError as exc:
+        raise FetchError(
+            f"cannot read {shown}: {exc.strerror or exc}; check the manifest field 'source.url'"
+        ) from exc
+    if not stat.S_ISREG(mode):
+        raise FetchError(
+            f"file URL {shown} is not a regular file (a FIFO, device, socket or directory); "
+            "fix the manifest field 'source.url' to name a regular file"
+        )
+    root = Path(os.path.realpath(project_root or Path.cwd()))
+    if not pinned and not _under(resolved, root):
+        raise FetchError(
+            f"file URL {shown} lies outside the project ({root}) and has no sha256: any "
+            "readable file (a key, say) would be copied into results/. Add 'source.sha256' "
+            "to the manifest (sha256sum of the file), or copy the file into the project"
+        )
+    return resolved
+
+
+def _file_produce(url: str, path: Path) -> Callable[[_HashingSink], None]:
+    shown = redact_url(url)
 
     def produce(sink: _HashingSink) -> None:
         try:
-            with open(path, "rb") as src:
-                while chunk := src.read(_CHUNK):
-                    sink.write(chunk)
+            # O_NONBLOCK: a FIFO swapped in after the check cannot block the open
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
         except OSError as exc:
             raise FetchError(
-                f"cannot read {redact_url(url)}: {exc.strerror or exc}; "
-                "check the manifest field 'source.url'"
+                f"cannot read {shown}: {exc.strerror or exc}; check the manifest field 'source.url'"
             ) from exc
+        with os.fdopen(fd, "rb") as src:
+            info = os.fstat(src.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise FetchError(f"file URL {shown} is not a regular file; fix 'source.url'")
+            cap = _cap("REPROSCOPE_MAX_FILE_BYTES", MAX_FILE_COPY_BYTES)
+            limit = min(cap, info.st_size)
+            if info.st_size > cap:
+                raise FetchError(
+                    f"file URL {shown} is {info.st_size} bytes, over the cap of {int(cap)}; "
+                    "if it is genuine, raise REPROSCOPE_MAX_FILE_BYTES"
+                )
+            try:
+                while chunk := src.read(_CHUNK):
+                    sink.write(chunk)
+                    if sink.size > limit:
+                        raise FetchError(
+                            f"file URL {shown} grew past its size ({info.st_size} bytes) "
+                            "while being copied; copy it when it no longer changes"
+                        )
+            except OSError as exc:
+                raise FetchError(
+                    f"cannot read {shown}: {exc.strerror or exc}; "
+                    "check the manifest field 'source.url'"
+                ) from exc
 
     return produce
 
@@ -285,11 +371,16 @@ def fetch_url(
     timeout: float = 30.0,
     backoff: float = 0.5,
     verified_elsewhere: bool = False,
+    project_root: Path | None = None,
 ) -> Path:
     """Download ``url`` to ``dest`` and verify its sha256; return ``dest``.
 
-    * Schemes: ``http``, ``https`` (``sha256`` required) and ``file`` (``sha256`` optional;
-      ``None`` copies without a check). Anything else raises :class:`FetchError`.
+    * Schemes: ``http``, ``https`` (``sha256`` required) and ``file`` (``sha256`` required
+      unless the file lies inside ``project_root``, the current directory by default, or the
+      caller verifies the content itself). A ``file`` source must be a regular file outside
+      /proc, /sys, /dev and /run (FIFOs, devices and sockets are refused before opening),
+      and is copied up to its size (at most ``MAX_FILE_COPY_BYTES``). Anything else raises
+      :class:`FetchError`.
     * If ``dest`` already exists with the expected sha256 nothing is downloaded.
     * Data goes to a temporary file in ``dest``'s directory; ``Content-Length`` (when sent) and
       the sha256 are checked before ``os.replace`` moves it to ``dest``. On failure the temp file
@@ -321,7 +412,10 @@ def fetch_url(
     if _is_cached(dest, expected):
         return dest
     if scheme == "file":
-        return _atomic_write(dest, shown, expected, _file_produce(url))
+        # verified_elsewhere: the caller checks the content digest of what it extracts
+        pinned = expected is not None or verified_elsewhere
+        local = _local_source(url, pinned, project_root)
+        return _atomic_write(dest, shown, expected, _file_produce(url, local))
     return _fetch_with_retries(url, dest, expected, retries, timeout, backoff)
 
 
@@ -519,7 +613,56 @@ def _check_zip_member(info: zipfile.ZipInfo, archive: Path) -> PurePosixPath | N
     return rel
 
 
+class _Budget:
+    """What an archive may still write: its total size cap and its compression-ratio cap,
+    checked on the declared sizes before anything is written and on the bytes as written."""
+
+    def __init__(self, archive: Path) -> None:
+        self.archive = archive
+        ratio = _cap("REPROSCOPE_MAX_EXTRACT_RATIO", MAX_EXTRACT_RATIO)
+        total = _cap("REPROSCOPE_MAX_EXTRACT_BYTES", MAX_EXTRACT_BYTES)
+        # small archives may hold a few MB of text: the ratio applies above 1 MiB
+        by_ratio = max(archive.stat().st_size, 1) * ratio
+        self.limit = int(min(total, max(by_ratio, 1024**2)))
+        by_total = total <= max(by_ratio, 1024**2)
+        self.why = (
+            f"the cap of {int(total)} bytes" if by_total else f"{ratio:g} times the archive's size"
+        )
+        self.variable = (
+            "REPROSCOPE_MAX_EXTRACT_BYTES" if by_total else "REPROSCOPE_MAX_EXTRACT_RATIO"
+        )
+        self.written = 0
+
+    def refuse(self, amount: int, declared: bool) -> ArchiveError:
+        what = "declares" if declared else "expands to at least"
+        return ArchiveError(
+            f"refusing to extract {self.archive}: it {what} {amount} bytes, over {self.why}; "
+            f"it may be a decompression bomb. If the archive is genuine, raise {self.variable} "
+            "(an environment variable) for this run"
+        )
+
+    def check_declared(self, sizes: Sequence[int]) -> None:
+        total = sum(sizes)
+        if total > self.limit:
+            raise self.refuse(total, declared=True)
+
+    def copy(self, src: BinaryIO, dst: BinaryIO, declared: int, name: str) -> None:
+        copied = 0
+        while chunk := src.read(_CHUNK):
+            copied += len(chunk)
+            self.written += len(chunk)
+            if copied > declared:
+                raise ArchiveError(
+                    f"refusing to extract {self.archive}: member {name!r} holds more than its "
+                    f"declared {declared} bytes; the archive is corrupt or crafted"
+                )
+            if self.written > self.limit:
+                raise self.refuse(self.written, declared=False)
+            dst.write(chunk)
+
+
 def _extract_zip(archive: Path, out: Path) -> None:
+    budget = _Budget(archive)
     with zipfile.ZipFile(archive) as zf:
         infos = zf.infolist()
         checked = [(info, _check_zip_member(info, archive)) for info in infos]
@@ -527,18 +670,21 @@ def _extract_zip(archive: Path, out: Path) -> None:
         for info, rel in checked:
             if rel is not None and not info.is_dir():
                 _check_unique(seen, rel, archive, info.filename)
+        budget.check_declared([info.file_size for info in infos])
         for info, rel in checked:
             if rel is not None:
-                _write_zip_member(zf, info, out.joinpath(*rel.parts))
+                _write_zip_member(zf, info, out.joinpath(*rel.parts), budget)
 
 
-def _write_zip_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path) -> None:
+def _write_zip_member(
+    zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, budget: _Budget
+) -> None:
     if info.is_dir():
         target.mkdir(parents=True, exist_ok=True)
         return
     target.parent.mkdir(parents=True, exist_ok=True)
     with zf.open(info) as src, open(target, "xb") as dst:
-        shutil.copyfileobj(src, dst, _CHUNK)
+        budget.copy(src, dst, info.file_size, info.filename)
     target.chmod(0o755 if _zip_mode(info) & 0o100 else 0o644)
 
 
@@ -556,6 +702,7 @@ def _check_tar_member(member: tarfile.TarInfo, archive: Path) -> PurePosixPath |
 
 
 def _extract_tar(archive: Path, out: Path) -> None:
+    budget = _Budget(archive)
     with tarfile.open(archive, "r:*") as tf:
         members = tf.getmembers()
         seen: set[PurePosixPath] = set()
@@ -563,11 +710,9 @@ def _extract_tar(archive: Path, out: Path) -> None:
             rel = _check_tar_member(member, archive)
             if rel is not None and member.isreg():
                 _check_unique(seen, rel, archive, member.name)
-        if hasattr(tarfile, "data_filter"):
-            tf.extractall(out, members=members, filter="data")
-            return
-        # Pythons before 3.11.4 (Debian 12's 3.11.2) have no extraction filters: write the
-        # members checked above by hand, as plain files owned by whoever extracts them.
+        budget.check_declared([m.size for m in members if m.isreg()])
+        # Only regular files and directories were let through above: write them by hand,
+        # as plain files owned by whoever extracts them, counting every byte.
         for member in members:
             rel = _safe_relpath(member.name, archive)
             if rel is None:
@@ -579,8 +724,9 @@ def _extract_tar(archive: Path, out: Path) -> None:
             target.parent.mkdir(parents=True, exist_ok=True)
             source = tf.extractfile(member)
             assert source is not None  # a regular file, checked above
-            with source, open(target, "wb") as dest:
-                shutil.copyfileobj(source, dest, _CHUNK)
+            with source, open(target, "xb") as dest:
+                budget.copy(source, dest, member.size, member.name)
+            target.chmod(0o755 if member.mode & 0o100 else 0o644)
 
 
 def _archive_kind(archive: Path) -> str:
@@ -642,8 +788,10 @@ def safe_extract(archive: Path, dest: Path, *, overwrite: bool = False) -> list[
     (:class:`ArchiveError`) if any member has an absolute path, a drive letter, a ``..``
     component, a backslash or NUL in its name, is a duplicate file, is encrypted (zip), or is
     anything but a regular file or directory: symlinks and hardlinks (any link in a tar; zip
-    entries whose Unix mode says symlink), device files and fifos. Tar members are additionally
-    extracted with ``filter="data"``.
+    entries whose Unix mode says symlink), device files and fifos; or if the sizes its members
+    declare add up to more than ``MAX_EXTRACT_BYTES`` or ``MAX_EXTRACT_RATIO`` times the
+    archive's own size (above 1 MiB). The same caps are counted on the bytes as they are
+    written, and a member that yields more than it declared is refused.
 
     Extraction happens in a temporary directory next to ``dest`` which is renamed to ``dest``
     at the end, so a refused or broken archive leaves nothing behind. ``dest`` must not exist or

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from reproscope.acquire.cache_writer import write_cache
+from reproscope.errors import InputError
 from reproscope.runtime.cache import CHUNK_IMAGES, INDEX
 from reproscope.runtime.tensorize import (  # noqa: F401 (re-exported: the per-pixel stages)
     finish,
@@ -22,6 +24,10 @@ from reproscope.runtime.tensorize import (  # noqa: F401 (re-exported: the per-p
     tensor_spec,
     to_layout,
 )
+
+# Every decoder's cap, checked on the file's header before any pixel is decoded (PIL's
+# lazy open reads only the header; OpenCV's own limit is 2^30 pixels).
+MAX_IMAGE_PIXELS = 89_478_485  # PIL's own default (~ 9459 x 9459); ImageNet's largest ~ 35 MP
 
 PIL_FILTERS = {
     "nearest": Image.Resampling.NEAREST,
@@ -74,16 +80,62 @@ def antialias_problem(resize: dict[str, Any]) -> str | None:
     return None
 
 
+def _image_error(path: str | Path, problem: str, fix: str) -> InputError:
+    return InputError(path, "(image)", problem, fix)
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) from the file's header, read lazily (no pixels decoded); refuses
+    an image of more than MAX_IMAGE_PIXELS pixels before any decoder allocates it."""
+    try:
+        with warnings.catch_warnings():  # the cap below says it better, naming the file
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                width, height = image.size
+    except Image.DecompressionBombError as exc:
+        raise _image_error(path, f"is a decompression bomb ({exc})", "leave it out") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise _image_error(
+            path,
+            f"is not an image whose header can be read ({exc})",
+            "replace the file or leave it out with the dataset's 'files' glob",
+        ) from None
+    if width * height > MAX_IMAGE_PIXELS or width <= 0 or height <= 0:
+        raise _image_error(
+            path,
+            f"is {width}x{height} pixels, over the cap of {MAX_IMAGE_PIXELS} "
+            "(a decompression bomb, or far larger than any model input)",
+            "downscale it, or leave it out with the dataset's 'files' glob",
+        )
+    return width, height
+
+
 def decode(path: str | Path, decoder: str) -> np.ndarray:
-    """HWC uint8 RGB; grayscale and CMYK images are converted to three channels."""
+    """HWC uint8 RGB; grayscale and CMYK images are converted to three channels. Every
+    decoder is capped at MAX_IMAGE_PIXELS (checked on the header before decoding), and a
+    file that does not decode is an InputError naming it."""
+    if decoder not in ("pil", "opencv"):
+        raise ValueError(f"unknown decoder {decoder!r}")
+    image_size(path)
     if decoder == "pil":
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
+        try:
+            with Image.open(path) as image:
+                return np.asarray(image.convert("RGB"))
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+            raise _image_error(
+                path,
+                f"cannot be decoded ({exc})",
+                "replace the file (it may be truncated) or leave it out with 'files'",
+            ) from None
     if decoder == "opencv":
         data = np.fromfile(path, dtype=np.uint8)
         bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
         if bgr is None:
-            raise ValueError(f"OpenCV cannot decode {path}")
+            raise _image_error(
+                path,
+                "OpenCV cannot decode it",
+                "replace the file or leave it out with the dataset's 'files' glob",
+            )
         return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     raise ValueError(f"unknown decoder {decoder!r}")
 
@@ -138,6 +190,14 @@ def geometric(path: str | Path, spec: dict[str, Any]) -> np.ndarray:
     image = decode(path, spec["decoder"])
     h, w = image.shape[:2]
     target = resized_shape(h, w, spec["size"], spec["crop_ratio"], spec["resize"]["target"])
+    if target[0] * target[1] > MAX_IMAGE_PIXELS // 4:
+        # a 20000x1 strip resized to a shorter side of 256 would ask for gigabytes
+        raise _image_error(
+            path,
+            f"is {w}x{h} pixels: resizing it to {target[1]}x{target[0]} would need "
+            f"{target[0] * target[1] * 3} bytes (aspect ratio {max(w, h) / min(w, h):.0f}:1)",
+            "leave the image out with the dataset's 'files' glob",
+        )
     image = resize(image, target, spec["resize"]["library"], spec["resize"]["method"])
     return np.ascontiguousarray(center_crop(image, spec["size"]))
 

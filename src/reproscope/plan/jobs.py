@@ -17,6 +17,14 @@ def artifact_of(study: Study, name: str) -> str:
     return layout.artifact(base, study.manifest(base).artifact_suffix)
 
 
+def timing_group(study: Study, name: str) -> str:
+    """The comparison group of a manifest's timing configurations: its model. Every pair
+    comparisons.csv measures in paired rounds (environments of one manifest, frameworks and
+    devices of one model) lies inside one group on one system; a group's configurations
+    share round jobs, and an edit outside the group leaves them untouched."""
+    return study.manifest(name).model
+
+
 def preprocessed_of(study: Study, name: str) -> str:
     return layout.preprocessed(study.dataset, study.preprocess_hash(name))
 
@@ -152,9 +160,10 @@ def config_points(
     settings = study.settings
     common = _config_fields(study, "latency", *where)
     noise_threshold = settings.get("noise_threshold", NOISE_THRESHOLD)
+    group = timing_group(study, manifest)
     found = []
     for scenario, batch_size, repeat in points:
-        result = layout.latency_result(*where, scenario, int(batch_size), int(repeat))
+        result = layout.latency_result(*where, scenario, int(batch_size), int(repeat), group)
         found.append(
             InferenceJob(
                 **common,
@@ -163,6 +172,7 @@ def config_points(
                 timing=settings["timing"],
                 scenario=scenario,
                 repeat=int(repeat),
+                group=group,
                 server=settings["server"] if scenario == "Server" else None,
                 noise_threshold=noise_threshold,
                 huge_pages=settings.get("huge_pages", True),
@@ -187,9 +197,16 @@ def round_job(
     points = config_points(
         study, *where, [(scenario, bs, repeat) for scenario, bs in timing_points(study.settings)]
     )
+    return round_of(points)
+
+
+def round_of(points: list[InferenceJob]) -> InferenceJob:
+    """The round job of one configuration from the jobs of its points in that round (as
+    config_points or the job table built them)."""
     return dataclasses.replace(
         points[0],
         **dict.fromkeys(POINT_FIELDS),
+        grouped=None,
         points=[{k: getattr(p, k) for k in POINT_FIELDS} for p in points],
     )
 

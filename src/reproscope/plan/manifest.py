@@ -11,6 +11,7 @@ from typing import Any
 from reproscope.acquire.preprocess import antialias_problem
 from reproscope.errors import InputError, InputErrors
 from reproscope.plan.schema import validate
+from reproscope.runtime.entrypoints import BUILDERS, check_builder_args, check_entry_point
 from reproscope.runtime.runners import FRAMEWORKS
 from reproscope.yamlio import is_kind, load_yaml, read_capped
 
@@ -114,6 +115,7 @@ def semantic_errors(m: Manifest, strict_labels: bool = True) -> list[InputError]
                 "remove it; only state_dict sources need an architecture",
             )
         )
+    errors.extend(architecture_errors(m))
     if m.source.get("unsafe_pickle") and fmt != "pytorch-state-dict":
         errors.append(
             InputError(m.path, "source.unsafe_pickle", "only applies to PyTorch files", "remove it")
@@ -143,6 +145,38 @@ def semantic_errors(m: Manifest, strict_labels: bool = True) -> list[InputError]
         errors.extend(url_errors(url, m.path, "source.url"))
     errors.extend(_label_errors(m, strict_labels))
     return errors
+
+
+def architecture_errors(m: Manifest) -> list[InputError]:
+    """architecture.entry_point names a registered builder (runtime/builders.py) and
+    its args/kwargs are the typed scalars that builder's entry allows."""
+    arch = m.data.get("architecture")
+    if not isinstance(arch, dict) or "entry_point" not in arch:
+        return []
+    entry_point = arch["entry_point"]
+    problem = check_entry_point(entry_point)
+    if problem:
+        return [
+            InputError(
+                m.path,
+                "architecture.entry_point",
+                f"{problem}; nothing else is called",
+                f"name one of the registered builders ({', '.join(sorted(BUILDERS))}); "
+                "adding a builder is a reviewed change to src/reproscope/runtime/builders.py",
+            )
+        ]
+    return [
+        InputError(
+            m.path,
+            field,
+            problem,
+            f"give {entry_point!r} only the arguments, types and values its entry in "
+            "src/reproscope/runtime/builders.py allows",
+        )
+        for field, problem in check_builder_args(
+            entry_point, arch.get("args", []), arch.get("kwargs", {})
+        )
+    ]
 
 
 RANDOM_INIT_FORMATS = ("keras", "pytorch-state-dict")

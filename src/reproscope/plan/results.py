@@ -14,6 +14,10 @@ from reproscope.plan.study import Study
 from reproscope.runtime import layout
 from reproscope.runtime.jobs import InferenceJob, digest
 
+#: The job-table column that names a timing configuration's comparison group (its model:
+#: reproscope.plan.jobs.timing_group).
+GROUP = "model"
+
 
 def table_rows(rows: pd.DataFrame, *columns: str) -> Iterator[tuple[Any, ...]]:
     """The values of columns of job-table rows, row by row (each pandas column read whole:
@@ -24,14 +28,14 @@ def table_rows(rows: pd.DataFrame, *columns: str) -> Iterator[tuple[Any, ...]]:
 def result_paths(rows: pd.DataFrame) -> list[str]:
     """The result file of each job-table row."""
     columns = ("mode", "system", "manifest", "env", "device")
-    point = ("scenario", "batch_size", "repeat")
+    point = ("scenario", "batch_size", "repeat", GROUP)
     return [
         (
             layout.accuracy_result(*where)
             if mode == "accuracy"
-            else layout.latency_result(*where, scenario, int(bs), int(repeat))
+            else layout.latency_result(*where, scenario, int(bs), int(repeat), group)
         )
-        for mode, *where, scenario, bs, repeat in table_rows(rows, *columns, *point)
+        for mode, *where, scenario, bs, repeat, group in table_rows(rows, *columns, *point)
     ]
 
 
@@ -51,27 +55,33 @@ class Results:
         self.latency_rows = table[table["mode"] == "latency"] if len(table) else table
         self.accuracy = self.accuracy_of(("study",))
         self.variants = self.accuracy_of(("ablation", "diagnosis"))
+        # What compare_variants reads besides the variants: their bases' results only, so
+        # that adding or editing another model leaves the variant tables untouched.
+        self.variant_bases: list[str] = sorted({v["base"] for v in study.variants.values()})
+        self.base_accuracy = self.accuracy_of(("study",), self.variant_bases)
         self.latency = result_paths(self.latency_rows)
-        # The rounds' folders (one per system and round): what consumers of timing declare.
-        self.round_dirs = sorted(
-            {
-                layout.round_dir(system, int(repeat))
-                for system, repeat in table_rows(self.latency_rows, "system", "repeat")
-            }
-        )
-        self.timed_systems: list[str] = (
-            sorted(set(self.latency_rows["system"])) if len(self.latency_rows) else []
-        )
+        # The rounds' folders (one per system, comparison group and round): what consumers
+        # of timing declare.
+        rounds = set(table_rows(self.latency_rows, "system", GROUP, "repeat"))
+        self.round_dirs = sorted(layout.round_dir(s, g, int(r)) for s, g, r in rounds)
+        self.timed_systems: list[str] = sorted({s for s, _, _ in rounds})
+        #: system -> its comparison groups
+        self.groups: dict[str, list[str]] = {
+            s: sorted({g for s2, g, _ in rounds if s2 == s}) for s in self.timed_systems
+        }
 
-    def accuracy_of(self, kinds: tuple[str, ...]) -> list[str]:
-        """The accuracy results of job-table rows of kinds (study, ablation, diagnosis)."""
+    def accuracy_of(
+        self, kinds: tuple[str, ...], manifests: Iterable[str] | None = None
+    ) -> list[str]:
+        """The accuracy results of job-table rows of kinds (study, ablation, diagnosis), of
+        the given manifests only where named."""
         table = self.table
-        rows = (
-            table[(table["mode"] == "accuracy") & table["kind"].isin(kinds)]
-            if len(table)
-            else table
-        )
-        return result_paths(rows)
+        if not len(table):
+            return result_paths(table)
+        chosen = (table["mode"] == "accuracy") & table["kind"].isin(kinds)
+        if manifests is not None:
+            chosen &= table["manifest"].isin(list(manifests))
+        return result_paths(table[chosen])
 
     def digests(self, results: Iterable[str]) -> dict[str, str]:
         """result path -> digest of its current job; aggregation refuses any other."""

@@ -12,14 +12,15 @@ import pandas as pd
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import Version
 
+from reproscope.acquire.datasets import regex_problem
 from reproscope.acquire.envfile import EnvFile, read_env_file
-from reproscope.acquire.lockfile import LOCK_COMMAND, lock_path
+from reproscope.acquire.lockfile import LOCK_COMMAND, LockError, lock_path, read_lock
 from reproscope.acquire.preprocess import geometric_spec, spec_hash
 from reproscope.errors import InputError, InputErrors
 from reproscope.plan.ablation import apply_overrides, diagnosis_candidates, field_of, variant_name
 from reproscope.plan.manifest import Manifest, load_manifests, semantic_errors, url_errors
 from reproscope.plan.schema import validate
-from reproscope.runtime.entrypoints import check_entry_point
+from reproscope.runtime.entrypoints import BUILDERS, check_entry_point
 from reproscope.runtime.runners import FRAMEWORKS
 from reproscope.runtime.scenarios.loadgen import MULTI_STREAM_SAMPLES
 from reproscope.runtime.scenarios.server_search import (
@@ -204,6 +205,11 @@ def load_study(config: dict[str, Any], config_file: str, gpu_present: bool = Fal
                     f"write it with `{LOCK_COMMAND} --envs {Path(path).parent} {Path(path).stem}`",
                 )
             )
+        else:
+            try:  # read as pip reads it, or refused, before any job (or pip) sees it
+                read_lock(lock_path(Path(path)))
+            except LockError as exc:
+                errors.append(InputError(lock_path(Path(path)), exc.field, exc.problem, exc.fix))
     study = Study(config=config, config_file=config_file, manifests=manifests, envs=envs)
     errors.extend(_cross_check(study))
     if not errors:
@@ -265,6 +271,7 @@ def _cross_check(study: Study) -> list[InputError]:
     cfg, errors = study.config, []
     settings = cfg["study"]
     errors.extend(_config_names(study))
+    errors.extend(_budget_errors(study))
     for name, dataset in cfg["datasets"].items():
         where = f"datasets.{name}"
         if "url" in dataset:
@@ -411,6 +418,72 @@ def _config_names(study: Study) -> list[InputError]:
     return errors
 
 
+# Resource budgets: what a study may ask for unless its config raises the budget on purpose
+# (`budgets:` in the config; the schema holds the hard maxima).
+BUDGETS: dict[str, float] = {
+    "max_images": 200_000,
+    "max_batch_size": 1024,
+    "max_point_duration_s": 600,
+    "max_repeats": 30,
+    "max_server_latency_bound_ms": 10_000,
+    "max_server_workers": 64,
+}
+
+
+def _budget_values(cfg: dict[str, Any]) -> list[tuple[str, str, Any]]:
+    """(budget, field, value) for every value a budget bounds."""
+    settings = cfg["study"]
+    found: list[tuple[str, str, Any]] = []
+    for name, dataset in cfg["datasets"].items():
+        for key in ("n_images", "limit"):
+            if key in dataset:
+                found.append(("max_images", f"datasets.{name}.{key}", dataset[key]))
+    for i, size in enumerate(settings.get("batch_sizes", [])):
+        found.append(("max_batch_size", f"study.batch_sizes[{i}]", size))
+    if "accuracy_batch_size" in settings:
+        found.append(
+            ("max_batch_size", "study.accuracy_batch_size", settings["accuracy_batch_size"])
+        )
+    for key in ("min_duration_s", "max_duration_s"):
+        if key in settings.get("timing", {}):
+            found.append(("max_point_duration_s", f"study.timing.{key}", settings["timing"][key]))
+    if "repeats" in settings:
+        found.append(("max_repeats", "study.repeats", settings["repeats"]))
+    server = settings.get("server", {})
+    if "latency_bound_ms" in server:
+        found.append(
+            (
+                "max_server_latency_bound_ms",
+                "study.server.latency_bound_ms",
+                server["latency_bound_ms"],
+            )
+        )
+    if "max_batch" in server:
+        found.append(("max_batch_size", "study.server.max_batch", server["max_batch"]))
+    if "workers" in server:
+        found.append(("max_server_workers", "study.server.workers", server["workers"]))
+    return found
+
+
+def _budget_errors(study: Study) -> list[InputError]:
+    budgets = {**BUDGETS, **study.config.get("budgets", {})}
+    errors = []
+    for budget, field_name, value in _budget_values(study.config):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue  # the schema names a wrong type
+        if value > budgets[budget]:
+            errors.append(
+                InputError(
+                    study.config_file,
+                    field_name,
+                    f"{value} is over the budget {budget} = {budgets[budget]:g}",
+                    f"lower it, or raise the budget on purpose with 'budgets: {{{budget}: "
+                    f"{value:g}}}' in the config",
+                )
+            )
+    return errors
+
+
 def _regex_errors(pattern: str, study: Study, where: str) -> list[InputError]:
     field_name = f"{where}.labels.filename_regex"
     try:
@@ -422,6 +495,17 @@ def _regex_errors(pattern: str, study: Study, where: str) -> list[InputError]:
                 field_name,
                 f"not a regular expression ({exc})",
                 "write a Python regular expression such as '^(n\\d{8})_'",
+            )
+        ]
+    problem = regex_problem(pattern)
+    if problem:
+        return [
+            InputError(
+                study.config_file,
+                field_name,
+                problem,
+                "write a plain regex such as '^(n\\d{8})_': no quantifier inside a "
+                "quantified group, no '|' under a quantifier, no back-reference",
             )
         ]
     if groups != 1:
@@ -645,9 +729,13 @@ def _claims_follow_source(m: Manifest, study: Study) -> list[InputError]:
 
 
 def _entry_point_errors(m: Manifest, env: EnvFile) -> list[InputError]:
+    """A registered builder's package is pinned in the environment it runs in (an
+    unregistered one is reported by the manifest's own checks)."""
     if "architecture" not in m.data:
         return []
     entry_point = m.data["architecture"]["entry_point"]
+    if entry_point not in BUILDERS:
+        return []
     problem = check_entry_point(entry_point, env.import_names())
     if problem is None:
         return []
@@ -655,10 +743,8 @@ def _entry_point_errors(m: Manifest, env: EnvFile) -> list[InputError]:
         InputError(
             m.path,
             "architecture.entry_point",
-            f"{problem}; an entry point must be a public callable of a package pinned in "
-            f"environment {env.name!r} ({env.path})",
-            "name the model-building callable of a pinned package, from one of "
-            f"{sorted(env.import_names())} (or pin its package in {env.path})",
+            f"{problem} (environment {env.name!r}, {env.path})",
+            f"pin its package in {env.path}, or run the manifest in an environment that does",
         )
     ]
 

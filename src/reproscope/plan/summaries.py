@@ -3,6 +3,7 @@ manifests and variants, the diagnosed jobs): a change here re-runs those rules o
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -17,6 +18,32 @@ def canonical(value: Any) -> Any:
         return {k: canonical(value[k]) for k in sorted(value)}
     if isinstance(value, list):
         return [canonical(v) for v in value]
+    return value
+
+
+def for_report(value: Any) -> Any:
+    """Params of a rule whose outputs go into `snakemake --report`: Snakemake writes every
+    such job's params, as text, into a `<script>` block of the HTML report without
+    escaping, so manifest text (claims.source: `</script><svg onload=...>`) would become
+    live markup. Every string (keys too) is HTML-escaped (`&`, `<`, `>`), which leaves no
+    `<` at all; the rule's script gets the text back with `from_report`."""
+    if isinstance(value, dict):
+        return {for_report(k): for_report(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [for_report(v) for v in value]
+    if isinstance(value, str):
+        return html.escape(value, quote=False)
+    return value
+
+
+def from_report(value: Any) -> Any:
+    """The params as the manifests and config wrote them (the inverse of `for_report`)."""
+    if isinstance(value, dict):
+        return {from_report(k): from_report(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [from_report(v) for v in value]
+    if isinstance(value, str):
+        return html.unescape(value)
     return value
 
 

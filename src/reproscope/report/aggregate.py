@@ -12,7 +12,14 @@ import pandas as pd
 
 from reproscope.errors import InputError
 from reproscope.plan.manifest import read_label_list
-from reproscope.report.compare import MIN_EFFECT, ratio_ci, verdict
+from reproscope.report.compare import (
+    MIN_EFFECT,
+    PAIRED,
+    UNPAIRED,
+    ratio_ci,
+    verdict,
+    welch_ratio_ci,
+)
 from reproscope.runtime import layout
 from reproscope.runtime.stats import trusted_percentile
 
@@ -35,6 +42,7 @@ RUNS_FIRST = [
     "env",
     "device",
     "system",
+    "group",
     "scenario",
     "batch_size",
     "n_iterations",
@@ -113,6 +121,8 @@ def runs_table(latency_files: list[str], flops_files: list[str] = ()) -> pd.Data
         n_latencies = _latency_count(metrics)
         row = {
             **_identity(record),
+            # the comparison group whose round jobs measured it (plan.jobs.timing_group)
+            "group": job.get("group") or job["model"],
             "scenario": job.get("scenario", "FixedBatch"),
             "repeat": job.get("repeat", 0),
             "batch_size": job["batch_size"],
@@ -312,10 +322,13 @@ def pair_kind(a: dict[str, Any], b: dict[str, Any]) -> str | None:
 
 def comparisons_table(latency_files: list[str], min_effect: float = MIN_EFFECT) -> pd.DataFrame:
     """Every pair the study compares, at each scenario and batch size: the ratio B/A of
-    their medians over paired rounds, its 95 % CI and a verdict that claims no difference
-    smaller than ``min_effect`` (see reproscope.report.compare)."""
+    their medians over paired rounds (the same comparison group on one system) or, between
+    groups, unpaired (Welch on the logs of the per-round figures; ``pairing`` says which),
+    its 95 % CI and a verdict that claims no difference smaller than ``min_effect`` (see
+    reproscope.report.compare)."""
     measured: dict[tuple, dict[int, float]] = {}
     configs: dict[tuple, dict[str, Any]] = {}
+    groups: dict[tuple, tuple[str, str]] = {}  # (system, comparison group) of each
     for path in latency_files:
         record = _load(path)
         job, metrics = record["job"], record.get("metrics", {})
@@ -326,29 +339,37 @@ def comparisons_table(latency_files: list[str], min_effect: float = MIN_EFFECT) 
         config = {k: job[k] for k in CONFIG}
         key = (*config.values(), scenario, job["batch_size"])
         configs[key] = config
+        groups[key] = (job["system"], job.get("group") or job["model"])
         measured.setdefault(key, {})[job.get("repeat", 0)] = metrics[metric]
     pairs = []
     for key_a, key_b in itertools.combinations(sorted(measured), 2):
         kind = pair_kind(configs[key_a], configs[key_b]) if key_a[-2:] == key_b[-2:] else None
+        # Paired by round only inside one round job's group on one system.
+        paired = groups[key_a] == groups[key_b]
         rounds = sorted(set(measured[key_a]) & set(measured[key_b]))
-        if kind is not None and rounds:
-            pairs.append((key_a, key_b, kind, rounds))
+        if kind is not None and (rounds or not paired):
+            pairs.append((key_a, key_b, kind, rounds, paired))
     rows = []
-    for key_a, key_b, kind, rounds in pairs:
+    for key_a, key_b, kind, rounds, paired in pairs:
         a, b = configs[key_a], configs[key_b]
         scenario, batch_size = key_a[-2:]
         metric, lower_is_better = SCENARIO_METRIC[scenario]
-        sides = [[measured[key][r] for r in rounds] for key in (key_a, key_b)]
-        ratio, low, high = ratio_ci(*sides)
+        if paired:
+            sides = [[measured[key][r] for r in rounds] for key in (key_a, key_b)]
+            ratio, low, high = ratio_ci(*sides)
+        else:
+            sides = [list(measured[key].values()) for key in (key_a, key_b)]
+            ratio, low, high = welch_ratio_ci(*sides)
         rows.append(
             {
                 "kind": kind,
+                "pairing": PAIRED if paired else UNPAIRED,
                 "scenario": scenario,
                 "batch_size": batch_size,
                 "metric": metric,
                 **{f"{k}_a": a[k] for k in CONFIG},
                 **{f"{k}_b": b[k] for k in CONFIG},
-                "rounds": len(rounds),
+                "rounds": min(len(side) for side in sides),
                 "value_a": float(np.median(sides[0])),
                 "value_b": float(np.median(sides[1])),
                 "ratio_b_over_a": ratio,
@@ -360,6 +381,7 @@ def comparisons_table(latency_files: list[str], min_effect: float = MIN_EFFECT) 
         )
     columns = [
         "kind",
+        "pairing",
         "scenario",
         "batch_size",
         "metric",

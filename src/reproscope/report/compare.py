@@ -12,6 +12,14 @@ rather than a bootstrap because studies run few rounds (7 by default), where a b
 percentile interval is far too narrow; the t interval is exact when the log ratios are normal.
 It needs 2 rounds at least. Each interval is a 95 % interval on its own.
 
+Rounds are run per comparison group (one model's configurations on one system), so pairing
+holds inside a group only. Configurations of different groups that the study puts side by
+side (the same configuration on two systems) were measured in different round jobs: their
+comparison is unpaired, Welch's interval on the logs of the per-round figures,
+``exp(mean ln B - mean ln A +- t(0.975, nu) * sqrt(s_A^2/n_A + s_B^2/n_B))`` with the
+Welch-Satterthwaite degrees of freedom ``nu`` (rounded down); each side needs 2 rounds at
+least. The row's ``pairing`` column says which (``paired`` or ``unpaired (Welch)``).
+
 The verdict is ``faster``/``slower`` only when the whole CI lies beyond a margin, the study's
 ``min_effect`` (10 % unless the study says otherwise), on one side: below ``1 / 1.10`` or
 above ``1.10``. So a verdict says "different by more than 10 %, at 95 % confidence";
@@ -38,6 +46,7 @@ from collections.abc import Sequence
 import numpy as np
 
 FASTER, SLOWER, SAME = "faster", "slower", "no significant difference"
+PAIRED, UNPAIRED = "paired", "unpaired (Welch)"
 TOO_FEW = "not enough rounds"
 MIN_EFFECT = 0.10
 
@@ -89,6 +98,26 @@ def ratio_ci(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, floa
         raise ValueError(f"paired rounds needed: A has {len(a)}, B has {len(b)}")
     ratios = np.asarray(b, dtype=np.float64) / np.asarray(a, dtype=np.float64)
     return log_mean_ci(ratios)
+
+
+def welch_ratio_ci(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, float]:
+    """``(ratio, ci_low, ci_high)`` of B over A from their figures in unpaired rounds: the
+    ratio of geometric means and Welch's 95 % interval on the logs; the bounds are NaN
+    unless each side has 2 figures at least."""
+    va, vb = (np.asarray(v, dtype=np.float64) for v in (a, b))
+    if not all(v.size and np.all(np.isfinite(v) & (v > 0)) for v in (va, vb)):
+        raise ValueError(f"welch_ratio_ci() needs positive finite values, got {a} and {b}")
+    x, y = np.log(va), np.log(vb)
+    centre = float(y.mean() - x.mean())
+    if x.size < 2 or y.size < 2:
+        return math.exp(centre), math.nan, math.nan
+    va, vb = float(x.var(ddof=1)) / x.size, float(y.var(ddof=1)) / y.size
+    se = math.sqrt(va + vb)
+    if se == 0.0:
+        return math.exp(centre), math.exp(centre), math.exp(centre)
+    df = (va + vb) ** 2 / (va**2 / (x.size - 1) + vb**2 / (y.size - 1))
+    half = t975(max(1, math.floor(df + 1e-9))) * se  # df rounded down: conservative
+    return math.exp(centre), math.exp(centre - half), math.exp(centre + half)
 
 
 def verdict(

@@ -19,7 +19,6 @@ candidate closes more of it, or after max_rounds.
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from reproscope.acquire.preprocess import build_cache, geometric_spec, spec_hash
 from reproscope.plan.ablation import apply_overrides, diagnosis_candidates, field_of
 from reproscope.plan.jobs import variant_accuracy_job
 from reproscope.report.aggregate import image_hits
+from reproscope.runtime.atomic import remove_tree
 from reproscope.runtime.cache import INDEX
 from reproscope.runtime.jobs import InferenceJob
 from reproscope.runtime.launch import run_inference
@@ -138,7 +138,7 @@ def accuracy_evaluator(
             )
             run_inference(python, variant.to_dict(), src, log, check=True)
             if built is not None:  # one candidate's pixels on disk at a time
-                shutil.rmtree(built.parent)
+                remove_tree(built.parent)
             record = json.loads((out / "accuracy.json").read_text())
             if record["status"] != "ok":
                 scores[name] = float("nan")

@@ -14,16 +14,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from torch import nn
 
-# The only reproscope callables a manifest may name as architecture.entry_point (the package
-# is never allowed as a whole: its modules import subprocess). torch is imported inside the
-# builders, so the workflow's interpreter reads this list without it.
-SHIPPED_ENTRY_POINTS = frozenset(
-    {
-        "reproscope.runtime.architectures:efficientnet_lite_symmetric_padding",
-        "reproscope.runtime.tinynet:TinyColourNet",
-        "reproscope.runtime.architectures:resnet50_v1",
-    }
-)
+# A manifest reaches these only through their entries in runtime/builders.py (torch is
+# imported inside the builders, so the workflow's interpreter reads that registry without it).
 
 
 def efficientnet_lite_symmetric_padding(model_name: str, **kwargs: Any) -> nn.Module:

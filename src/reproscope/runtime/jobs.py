@@ -67,6 +67,7 @@ class InferenceJob(_Job):
     timing: dict[str, Any] | None = None
     scenario: str | None = None
     repeat: int | None = None
+    group: str | None = None  # a timing point's comparison group (its round job's)
     server: dict[str, Any] | None = None
     grouped: bool | None = None  # a point measured inside a round's process
     noise_threshold: float | None = None

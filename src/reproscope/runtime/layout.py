@@ -95,9 +95,10 @@ def round_log(system: str, manifest: str, env: str, device: str, repeat) -> str:
     return inference_log(system, manifest, env, device, f"round_r{repeat}")
 
 
-def round_job_log(system: str, repeat) -> str:
-    """The log of a timing round's job (each configuration's process has its own)."""
-    return log("inference", f"{system}/round_r{repeat}")
+def round_job_log(system: str, group: str, repeat) -> str:
+    """The log of a comparison group's timing round job (each configuration's process has
+    its own)."""
+    return log("rounds", f"{system}/{group}/r{repeat}")
 
 
 def accuracy_benchmark(system: str, manifest: str, env: str, device: str, shard=None) -> str:
@@ -105,8 +106,8 @@ def accuracy_benchmark(system: str, manifest: str, env: str, device: str, shard=
     return benchmark("accuracy", stem if shard is None else f"{stem}_shard{shard}")
 
 
-def round_benchmark(system: str, repeat) -> str:
-    return benchmark("latency", f"{system}/round_r{repeat}")
+def round_benchmark(system: str, group: str, repeat) -> str:
+    return benchmark("rounds", f"{system}/{group}/r{repeat}")
 
 
 def loadgen_dir(result: str) -> str:
@@ -114,18 +115,25 @@ def loadgen_dir(result: str) -> str:
     return result.removesuffix(".json") + "_loadgen"
 
 
-def round_dir(system: str, repeat) -> str:
-    """The results of one timing round of a system: the round job's only output, so that
-    planning matches one folder per round, not every point of it."""
-    return f"{RESULTS}/timing/{system}/r{repeat}"
+def round_dir(system: str, group: str, repeat) -> str:
+    """The results of one timing round of a comparison group on a system: the round job's
+    only output, so that planning matches one folder per round, not every point of it."""
+    return f"{RESULTS}/timing/{system}/{group}/r{repeat}"
 
 
 def latency_result(
-    system: str, manifest: str, env: str, device: str, scenario: str, batch_size, repeat
+    system: str,
+    manifest: str,
+    env: str,
+    device: str,
+    scenario: str,
+    batch_size,
+    repeat,
+    group: str,
 ) -> str:
-    """A timing point's result, inside its round's folder."""
+    """A timing point's result, inside its group's round folder."""
     return (
-        f"{round_dir(system, repeat)}/{manifest}/{env}/{device}/"
+        f"{round_dir(system, group, repeat)}/{manifest}/{env}/{device}/"
         f"{scenario}_bs{batch_size}_r{repeat}.json"
     )
 

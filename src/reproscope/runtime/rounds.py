@@ -1,10 +1,12 @@
 """One measurement round: `python -m reproscope.runtime.rounds ROUND.json`.
 
-A study's timing is measured in rounds. A round runs every configuration the study compares
-on one system (each manifest in each of its environments on each device) once, one after
-another, each in a fresh process of its own environment's python that measures all of that
-configuration's timing points. Rounds are chained by the workflow (round r needs round r-1's
-results), so they never overlap and nothing else of the study's timing runs beside them.
+A study's timing is measured in rounds, per comparison group (one model's manifests,
+environments and devices) and system. A round runs every configuration of its group (each
+manifest in each of its environments on each device) once, one after another, each in a
+fresh process of its own environment's python that measures all of that configuration's
+timing points. A group's rounds are chained by the workflow (round r needs round r-1's
+results), so they never overlap; locally, the `timing` resource keeps round jobs of
+different groups from running at the same time.
 So configurations are interleaved, A B C A B C ..., instead of measured in blocks (A A A B B
 B ...): a slow drift of the machine then lands on all of them alike, and the comparison of
 A and B pairs round r of A with round r of B. Round r starts at configuration r (mod n),
@@ -40,7 +42,8 @@ def run_round(plan: dict[str, Any]) -> int:
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("w") as out:
             proc = run_inference(config["python"], config["job"], src, out)
-        print(f"round {plan['round']}: {config['name']}: exit {proc.returncode}", flush=True)
+        where = f"{plan.get('group', '')}: {config['name']}".lstrip(": ")
+        print(f"round {plan['round']}: {where}: exit {proc.returncode}", flush=True)
         failed += proc.returncode != 0
     return failed
 
