@@ -1,6 +1,6 @@
 """The model builders a manifest (or an ablation or diagnosis variant) may name as
 architecture.entry_point: reviewed, fully qualified callables that construct a model, and
-nothing else. This module is data (one literal, no imports); adding a builder is a code
+nothing else. This module is data (literals only, no imports); adding a builder is a code
 change, reviewed like any other. reproscope.runtime.entrypoints checks it on import.
 
 Each entry: "package", the import prefix the resolved callable must be defined in (checked
@@ -15,56 +15,39 @@ keras.applications) is a builder: torch.hub.load, torch.load, numpy.load,
 torch.utils.cpp_extension.load_inline, torch.save and the like read, write or run files.
 """
 
+# Both EfficientNet-Lite builders take the package's own arguments.
+_EFFICIENTNET_LITE_PARAMS = [
+    {
+        "name": "model_name",
+        "type": "str",
+        "required": True,
+        "values": [
+            "efficientnet-lite0",
+            "efficientnet-lite1",
+            "efficientnet-lite2",
+            "efficientnet-lite3",
+            "efficientnet-lite4",
+        ],
+    },
+    {"name": "in_channels", "type": "int", "min": 1, "max": 4},
+    {"name": "num_classes", "type": "int", "min": 1, "max": 100000},
+    {"name": "image_size", "type": "int", "min": 8, "max": 2048},
+    {"name": "dropout_rate", "type": "float", "min": 0, "max": 1},
+    {"name": "drop_connect_rate", "type": "float", "min": 0, "max": 1},
+    {"name": "batch_norm_momentum", "type": "float", "min": 0, "max": 1},
+    {"name": "batch_norm_epsilon", "type": "float", "min": 1e-12, "max": 1},
+]
+
 BUILDERS = {
     "efficientnet_lite_pytorch:EfficientNet.from_name": {
         "package": "efficientnet_lite_pytorch",
         "pinned": True,
-        "params": [
-            {
-                "name": "model_name",
-                "type": "str",
-                "required": True,
-                "values": [
-                    "efficientnet-lite0",
-                    "efficientnet-lite1",
-                    "efficientnet-lite2",
-                    "efficientnet-lite3",
-                    "efficientnet-lite4",
-                ],
-            },
-            {"name": "in_channels", "type": "int", "min": 1, "max": 4},
-            {"name": "num_classes", "type": "int", "min": 1, "max": 100000},
-            {"name": "image_size", "type": "int", "min": 8, "max": 2048},
-            {"name": "dropout_rate", "type": "float", "min": 0, "max": 1},
-            {"name": "drop_connect_rate", "type": "float", "min": 0, "max": 1},
-            {"name": "batch_norm_momentum", "type": "float", "min": 0, "max": 1},
-            {"name": "batch_norm_epsilon", "type": "float", "min": 1e-12, "max": 1},
-        ],
+        "params": _EFFICIENTNET_LITE_PARAMS,
     },
     "reproscope.runtime.architectures:efficientnet_lite_symmetric_padding": {
         "package": "reproscope.runtime.architectures",
         "pinned": False,
-        "params": [
-            {
-                "name": "model_name",
-                "type": "str",
-                "required": True,
-                "values": [
-                    "efficientnet-lite0",
-                    "efficientnet-lite1",
-                    "efficientnet-lite2",
-                    "efficientnet-lite3",
-                    "efficientnet-lite4",
-                ],
-            },
-            {"name": "in_channels", "type": "int", "min": 1, "max": 4},
-            {"name": "num_classes", "type": "int", "min": 1, "max": 100000},
-            {"name": "image_size", "type": "int", "min": 8, "max": 2048},
-            {"name": "dropout_rate", "type": "float", "min": 0, "max": 1},
-            {"name": "drop_connect_rate", "type": "float", "min": 0, "max": 1},
-            {"name": "batch_norm_momentum", "type": "float", "min": 0, "max": 1},
-            {"name": "batch_norm_epsilon", "type": "float", "min": 1e-12, "max": 1},
-        ],
+        "params": _EFFICIENTNET_LITE_PARAMS,
     },
     "reproscope.runtime.architectures:resnet50_v1": {
         "package": "reproscope.runtime.architectures",

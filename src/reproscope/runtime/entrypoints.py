@@ -2,7 +2,7 @@
 keeps it to reviewed model builders.
 
 A manifest (or an ablation or diagnosis variant) may name only a builder listed in
-`reproscope.runtime.builders` (one reviewed literal), with `args`/`kwargs` that are typed
+`reproscope.runtime.builders` (reviewed literals), with `args`/`kwargs` that are typed
 scalars within the ranges or values its entry gives (never a path). Nothing of a
 framework's own namespace (torch, numpy, tensorflow, keras outside keras.applications) is
 a builder, whatever is pinned. `check_entry_point` and `check_builder_args` are the static
