@@ -804,30 +804,26 @@ def test_cap_image_error_crosses_worker_processes(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "pattern", ["^((?:a+)+)b", "^(a|aa)+$", "^(\\w+\\s?)+$", "(x+x+)+y"], ids=lambda p: "cap-regex"
+    "pattern",
+    ["^((?:a+)+)b", "^(a|aa)+$", "^(\\w+\\s?)+$", "(x+x+)+y", "^\\w*\\w*\\w*x$"],
+    ids=lambda p: "cap-regex",
 )
 def test_cap_backtracking_regex_is_refused_at_once(tmp_path: Path, pattern: str) -> None:
-    import io
-    import time
-
+    """Refused by its structure before any name is matched (so no match can take long)."""
     from reproscope.acquire.datasets import read_labels
 
-    started = time.perf_counter()
-    with pytest.raises(InputError, match="filename_regex"):
+    with pytest.raises(InputError, match="filename_regex.*backtrack"):
         read_labels(tmp_path, ["a" * 19 + "!.jpg"], {"filename_regex": pattern}, "c.yaml", "f")
-    assert time.perf_counter() - started < 0.5
-    del io
 
 
-def test_cap_plain_regex_stays_fast(tmp_path: Path) -> None:
-    import time
-
+def test_cap_plain_regexes_are_accepted(tmp_path: Path) -> None:
+    """The shipped pattern and one with two unbounded quantifiers pass the check."""
     from reproscope.acquire.datasets import read_labels
 
-    names = [f"n{i:08d}_{'x' * 200}.jpg" for i in range(2000)]
-    started = time.perf_counter()
-    labels, _ = read_labels(tmp_path, names, {"filename_regex": "^(n\\d{8})_"}, "c.yaml", "f")
-    assert labels[1] == "n00000001" and time.perf_counter() - started < 2
+    names = [f"img_n{i:08d}_{'x' * 200}.jpg" for i in range(3)]
+    for pattern in ("^img_(n\\d{8})_", ".*_(n\\d{8})_x+\\.jpg$"):
+        labels, _ = read_labels(tmp_path, names, {"filename_regex": pattern}, "c.yaml", "f")
+        assert labels[1] == "n00000001", pattern
 
 
 def test_cap_symlinked_dataset_folder_deletes_nothing(tmp_path: Path) -> None:

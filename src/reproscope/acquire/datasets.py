@@ -27,6 +27,7 @@ from reproscope.runtime.atomic import check_no_link, remove_tree
 from reproscope.runtime.digests import sha256_file
 
 MAX_REGEX_CHARS = 200
+MAX_UNBOUNDED_REPEATS = 2
 MAX_NAME_CHARS = 255  # a file name longer than any file system allows is refused unmatched
 MAX_LABEL_FILE_BYTES = 256 * 1024**2
 MAX_LABEL_FIELD_CHARS = 4096
@@ -246,7 +247,28 @@ def regex_problem(pattern: str) -> str | None:
     except (re.error, RecursionError, OverflowError) as exc:
         return f"is not a regular expression ({exc})"
     why = _repeat_nodes(parsed, False)
+    if why is None and _unbounded_repeats(parsed) > MAX_UNBOUNDED_REPEATS:
+        why = f"more than {MAX_UNBOUNDED_REPEATS} unbounded quantifiers ('*', '+', '{{n,}}')"
     return None if why is None else f"holds {why}, which can backtrack for seconds per name"
+
+
+def _unbounded_repeats(parsed: Any) -> int:
+    """How many quantifiers without an upper bound a parsed regex holds: k of them in a row
+    cost up to n**k steps per name, so their number is bounded too."""
+    from re import _constants as c  # type: ignore[attr-defined]
+
+    count = 0
+    for op, arg in parsed:
+        if op in (c.MAX_REPEAT, c.MIN_REPEAT, getattr(c, "POSSESSIVE_REPEAT", None)):
+            count += arg[1] is c.MAXREPEAT
+            count += _unbounded_repeats(arg[2])
+        elif op is c.BRANCH:
+            count += sum(_unbounded_repeats(branch) for branch in arg[1])
+        elif op is c.SUBPATTERN:
+            count += _unbounded_repeats(arg[-1])
+        elif op in (c.ASSERT, c.ASSERT_NOT):
+            count += _unbounded_repeats(arg[1])
+    return count
 
 
 def _special_tree(path: Path) -> str | None:
@@ -278,7 +300,8 @@ def read_labels(
                 config_file,
                 f"{field}.filename_regex",
                 problem,
-                "write a plain regex such as '^(n\\d{8})_' (no nested quantifiers)",
+                "write a plain regex such as '^(n\\d{8})_' (no nested quantifiers, "
+                f"at most {MAX_UNBOUNDED_REPEATS} unbounded ones)",
             )
         regex = re.compile(spec["filename_regex"])
         labels: list[Label] = []
