@@ -37,7 +37,7 @@ def round_rule(system: str) -> str:
 
 
 RESULTS = Path("results/inference")
-TIMING = Path("results/timing")  # <system>/r<round>/<manifest>/<env>/<device>/<point>.json
+TIMING = Path("results/timing")  # <system>/<group>/r<round>/<manifest>/<env>/<device>/<point>.json
 
 
 def load_yaml(path: str | Path) -> dict:
@@ -62,16 +62,16 @@ def result_jsons() -> list[tuple[str, Path]]:
     """(rule, path) of every inference result: accuracy results under RESULTS, timing
     points in their rounds' folders under TIMING."""
     out = [("accuracy", path) for path in sorted(RESULTS.glob("*/*/*/*/accuracy.json"))]
-    for path in sorted(TIMING.glob("*/r*/*/*/*/*.json")):
+    for path in sorted(TIMING.glob("*/*/r*/*/*/*/*.json")):
         if LATENCY_NAME.match(path.stem):
-            out.append((round_rule(path.parts[-6]), path))
+            out.append((round_rule(path.parts[-7]), path))
     return out
 
 
 def wildcard_dir(rule: str, path: Path) -> str:
     """The plugin's log dir name: the rule's wildcard values joined by '_'."""
-    if rule != "accuracy":  # a round: its only wildcard is the round number
-        return LATENCY_NAME.match(path.stem).group(3)
+    if rule != "accuracy":  # a round: its wildcards are the comparison group and the round
+        return f"{path.parts[-6]}_{LATENCY_NAME.match(path.stem).group(3)}"
     return "_".join(path.parts[-5:-1]).replace("/", "_")
 
 
@@ -133,7 +133,7 @@ def cmd_expect(args: argparse.Namespace) -> int:
                 f"rule {rule}: {seen_inference[rule]} SLURM log dirs but {n_results} result files"
             )
 
-    timed = {path.parts[-6] for rule, path in results if rule != "accuracy"}
+    timed = {path.parts[-7] for rule, path in results if rule != "accuracy"}
     scored = {path.parts[-5] for rule, path in results if rule == "accuracy"}
     for system, part in partitions.items():
         if system in scored or system not in timed:
@@ -141,7 +141,7 @@ def cmd_expect(args: argparse.Namespace) -> int:
         if system in timed:
             out.append(f"--expect={TIMING}/{system}/={part or '?'}")
     out.append(f"--json-id={RESULTS}/*/*/*/*/accuracy.json")
-    out.append(f"--json-id={TIMING}/*/r*/*/*/*/*_bs*_r*.json")
+    out.append(f"--json-id={TIMING}/*/*/r*/*/*/*/*_bs*_r*.json")
     out.append(f"--min-jobs={n_logs}")
 
     if errors:
