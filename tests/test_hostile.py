@@ -194,15 +194,21 @@ def yte_config(tmp_path: Path, marker: Path) -> Path:
     return path
 
 
+def tiny_dry_run(tmp_path: Path, entry: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """A dry run of the tiny study through plain snakemake (the workflow profile checks
+    first) or through the `reproscope snakemake` wrapper."""
+    root = tmp_path / "tiny"
+    tinystudy.build(root)
+    command = snakemake_command(root, "-n", *args)
+    if entry == "wrapper":
+        command[1:3] = ["-m", "reproscope.plan.configcheck", "snakemake"]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300)
+
+
 @pytest.mark.parametrize("entry", ["snakemake", "wrapper"])
 def test_snakemake_never_evaluates_a_yte_config(tmp_path: Path, marker: Path, entry: str) -> None:
     """Plain snakemake (the workflow profile checks first) and `reproscope snakemake`."""
-    root = tmp_path / "tiny"
-    tinystudy.build(root)
-    command = snakemake_command(root, "-n", "--configfile", str(yte_config(tmp_path, marker)))
-    if entry == "wrapper":
-        command[1:3] = ["-m", "reproscope.plan.configcheck", "snakemake"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    result = tiny_dry_run(tmp_path, entry, "--configfile", str(yte_config(tmp_path, marker)))
     assert result.returncode != 0
     assert "yte.yaml: field '__use_yte__'" in result.stderr
     assert not marker.exists()
@@ -223,12 +229,8 @@ def test_snakemake_never_evaluates_a_profile_resource(
 ) -> None:
     """Issue 25: plain snakemake (the workflow profile runs the check) and the wrapper
     refuse a profile whose default-resources value is an expression, on a dry run."""
-    root = tmp_path / "tiny"
-    tinystudy.build(root)
-    command = snakemake_command(root, "-n", "--profile", str(evaluating_profile(tmp_path, marker)))
-    if entry == "wrapper":
-        command[1:3] = ["-m", "reproscope.plan.configcheck", "snakemake"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    profile = evaluating_profile(tmp_path, marker)
+    result = tiny_dry_run(tmp_path, entry, "--profile", str(profile))
     assert result.returncode != 0
     assert "config.yaml: field 'default-resources.mem_mb'" in result.stderr
     assert "Traceback" not in result.stderr
