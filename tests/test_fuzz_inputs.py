@@ -20,6 +20,7 @@ from reproscope.plan.configcheck import check_config_file
 from reproscope.plan.manifest import load_manifest
 from reproscope.plan.study import load_study
 from reproscope.yamlio import load_yaml
+from tests import tinystudy
 
 ROOT = Path(__file__).resolve().parents[1]
 MANIFESTS = sorted((ROOT / "manifests").glob("*.yaml"))
@@ -410,17 +411,7 @@ def _fuzz_images(root: str) -> tuple[list[str], dict[str, int]]:
         path = tmp_path / f"img{i}.bin"
         path.write_bytes(_mutate_bytes(rng.choice(seeds), rng))
         decoder = rng.choice(["pil", "opencv"])
-        spec = {
-            "size": [16, 16],
-            "decoder": decoder,
-            "crop_ratio": 0.875,
-            "resize": {
-                "library": decoder,
-                "method": "bilinear",
-                "antialias": decoder == "pil",
-                "target": rng.choice(["shorter_side", "squash"]),
-            },
-        }
+        spec = tinystudy.geometric_spec(decoder, 16, rng.choice(["shorter_side", "squash"]))
         try:
             pixels = geometric(path, spec)
         except InputError as exc:

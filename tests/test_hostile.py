@@ -725,19 +725,8 @@ def _decode_case(root: str, case: str, decoder: str) -> tuple[str, str, str, str
     from reproscope.acquire.preprocess import geometric
 
     path = _image_case(Path(root), case)
-    spec = {
-        "size": [224, 224],
-        "decoder": decoder,
-        "crop_ratio": 0.875,
-        "resize": {
-            "library": decoder,
-            "method": "bilinear",
-            "antialias": decoder == "pil",
-            "target": "shorter_side",
-        },
-    }
     try:
-        geometric(path, spec)
+        geometric(path, tinystudy.geometric_spec(decoder, 224))
     except InputError as exc:
         return type(exc).__name__, str(exc), exc.file, exc.fix
     except Exception as exc:  # noqa: BLE001

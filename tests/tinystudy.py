@@ -185,3 +185,18 @@ def build(root: Path, batch_sizes: tuple[int, ...] = (1, 4), **study: object) ->
     path = root / "config.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
+
+
+def geometric_spec(decoder: str, size: int, target: str = "shorter_side") -> dict:
+    """A manifest's geometric preprocessing: decode and resize with one library."""
+    return {
+        "size": [size, size],
+        "decoder": decoder,
+        "crop_ratio": 0.875,
+        "resize": {
+            "library": decoder,
+            "method": "bilinear",
+            "antialias": decoder == "pil",
+            "target": target,
+        },
+    }
