@@ -11,7 +11,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # One environment mechanism per run: Snakemake's conda when conda/mamba exists, else venvs.
 SDM := $(if $(shell command -v mamba || command -v conda),--sdm conda,)
 
-.PHONY: setup study test lock
+.PHONY: setup study test lock browser
 
 setup: $(READY)
 
@@ -25,8 +25,14 @@ $(READY): envs/host.lock.txt pyproject.toml
 study: setup
 	$(BIN)/snakemake --cores all $(SDM)
 
-test: setup
+test: setup browser
 	$(BIN)/python -m pytest
+
+# The report's browser test (tests/test_report_browser.py) drives Debian's chromium through
+# Playwright; installed with apt (as root) where it is missing.
+browser:
+	command -v chromium >/dev/null || { export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 
 # Rewrite every envs/*.lock.txt (and the conda pin files where conda exists).
 lock: setup

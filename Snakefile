@@ -17,7 +17,12 @@ sys.path.insert(0, f"{workflow.basedir}/src")
 for _module in [m for m in sys.modules if m.split(".")[0] == "reproscope"]:
     del sys.modules[_module]
 from reproscope.plan.configcheck import check_workflow_configs
+from reproscope.plan.runlock import claim_run
 from reproscope.errors import InputError, InputErrors
+
+# Locks left by a killed run are removed (and said so) when no other run is alive here.
+if workflow.is_main_process:
+    claim_run()
 
 # Every config file Snakemake was given, re-read as data before anything from it is used
 # (and config/config.yaml before the configfile directive below reads it).
@@ -39,6 +44,7 @@ report: "report/workflow.rst"
 include: "rules/common.smk"
 include: "rules/fetch.smk"
 include: "rules/envs.smk"
+include: "rules/limits.smk"
 include: "rules/preprocess.smk"
 include: "rules/inference.smk"
 include: "rules/aggregate.smk"

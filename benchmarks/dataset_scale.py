@@ -5,8 +5,10 @@ Generates N JPEGs of ImageNet-like sizes (about 500x375, both orientations) outs
 repository, then measures: the preprocess job's wall time and images/s against the
 single-process rate (measured on a sample of the same images, same spec), cache bytes
 per image, and the accuracy job's wall time, images/s and peak RSS (the job's own
-getrusage figure). The images are noise-textured gradients with random labels: the
-accuracy number itself means nothing, the costs are real.
+getrusage figure), and the share of the accuracy job spent checking the cache's chunks
+against their recorded sha256 as it reads them (``verify_share_*``). The images are
+noise-textured gradients with random labels: the accuracy number itself means nothing, the
+costs are real.
 
     python benchmarks/dataset_scale.py [--n 50000] [--dir /tmp/reproscope-scale] [--keep]
 """
@@ -41,6 +43,7 @@ from reproscope.acquire.preprocess import build_cache, spec_of  # noqa: E402
 from reproscope.plan.jobs import standalone_accuracy_job  # noqa: E402
 from reproscope.plan.manifest import read_label_list  # noqa: E402
 from reproscope.runtime.cache import Cache  # noqa: E402
+from reproscope.runtime.integrity import record  # noqa: E402
 
 MANIFEST = REPO / "manifests" / "efficientnet-lite0-onnx.yaml"
 GRAIN = 512
@@ -131,6 +134,7 @@ def main() -> None:
     )
     model = make_artifact("onnxruntime", work)
     (work / "lock").write_text('{"lock_sha256": "benchmark: the current interpreter"}')
+    record(work / "lock")  # the digest the job checks its lock record against
     record_path = work / "accuracy.json"
     manifest = yaml.safe_load(MANIFEST.read_text())
     accuracy = standalone_accuracy_job(
@@ -149,17 +153,22 @@ def main() -> None:
         env={**os.environ, "PYTHONPATH": str(REPO / "src")},
     )
     wall = time.perf_counter() - t
-    record = json.loads(record_path.read_text())
-    assert record["status"] == "ok", record["reason"]
+    result = json.loads(record_path.read_text())
+    assert result["status"] == "ok", result["reason"]
     assert (
         len(np.load(work / "topk.npy", mmap_mode="r"))
         == args.n
         == len(Cache(work / "cache" / "cache.json"))
     )
+    verify_s = result["metrics"]["verify_seconds"]
     figures.update(
         accuracy_job_wall_s=wall,
-        accuracy_img_s=args.n / record["metrics"]["seconds"],
-        accuracy_peak_rss_mb=record["peak_rss_bytes"] / 2**20,
+        accuracy_img_s=args.n / result["metrics"]["seconds"],
+        # sha256 of every chunk as it is read (reproscope.runtime.cache), against the pass
+        verify_s=verify_s,
+        verify_share_of_accuracy_pass=verify_s / result["metrics"]["seconds"],
+        verify_share_of_accuracy_job=verify_s / wall,
+        accuracy_peak_rss_mb=result["peak_rss_bytes"] / 2**20,
         total_wall_s=figures["index_and_digest_s"] + job["wall_s"] + wall,
     )
     for key, value in figures.items():

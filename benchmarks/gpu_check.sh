@@ -3,10 +3,11 @@
 # environments, then run a small CUDA study (config/gpu-check.yaml: EfficientNet-Lite0 in
 # ONNX Runtime and PyTorch, ResNet-50 v1 in TensorFlow, batch sizes 1..64) and print, from
 # results/summary/runs.csv, h2d / compute / d2h, GPU memory, utilisation and energy per
-# inference. The study itself should take under 8 minutes; environment builds (several GB
+# inference, and from results/summary/limits.csv the GPU's measured limits (cuBLAS GEMM,
+# device memory, H2D / D2H pinned and pageable). The study itself should take under 8 minutes; environment builds (several GB
 # of CUDA wheels) are timed apart.
 #
-#   bash benchmarks/gpu_check.sh [OUT_DIR]      # OUT_DIR gets runs.csv, timings.txt
+#   bash benchmarks/gpu_check.sh [OUT_DIR]      # OUT_DIR gets runs.csv, limits.csv, timings.txt
 #
 # Exit status 0 when every CUDA job ran ('ok'); 1 when any was unavailable or failed
 # (a CUDA provider or device that was not actually in use is reported, not hidden).
@@ -32,27 +33,39 @@ envs_s=$(( $(date +%s) - started ))
 
 started=$(date +%s)
 snakemake --configfile "$config" --cores all -q \
-    results/summary/runs.csv results/summary/system_ranking.csv
+    results/summary/runs.csv results/summary/system_ranking.csv results/summary/limits.csv
 study_s=$(( $(date +%s) - started ))
 
-cp results/summary/runs.csv "$out/runs.csv"
+cp results/summary/runs.csv results/summary/limits.csv "$out/"
 {
     echo "environment builds: ${envs_s} s"
     echo "CUDA study: ${study_s} s (target: under 480 s)"
 } | tee "$out/timings.txt"
 
-python - "$out/runs.csv" <<'PY'
+python - "$out/runs.csv" "$out/limits.csv" <<'PY'
 import sys
 
 import pandas as pd
 
 runs = pd.read_csv(sys.argv[1])
+limits = pd.read_csv(sys.argv[2])
+pd.set_option("display.width", 250)
+# The GPU's limits (issue 30): cuBLAS GEMM, device memory, and the interconnect.
+cuda_limits = [
+    "gemm_gflops", "gemm_framework", "gemm_shape", "device_memory_gbps", "h2d_pinned_gbps",
+    "h2d_pageable_gbps", "d2h_pinned_gbps", "d2h_pageable_gbps", "seconds",
+]
+print(limits[["system", "device", *cuda_limits]].to_string(index=False))
+on_gpu = limits[limits["device"] == "cuda"]
+if on_gpu.empty or on_gpu[cuda_limits[:1] + cuda_limits[3:8]].isna().any(axis=None):
+    print("gpu_check: the CUDA limits were not all measured (see limits.csv)", file=sys.stderr)
+    sys.exit(1)
 columns = [
     "model", "framework", "env", "batch_size", "status", "latency_ms_p50", "throughput_ips",
     "breakdown_h2d_ms", "breakdown_compute_ms", "breakdown_d2h_ms", "gpu_memory_max_mb",
-    "gpu_utilisation_pct", "energy_per_inference_j", "reason",
+    "gpu_utilisation_pct", "energy_per_inference_j", "bound_gflops", "roofline_share",
+    "roofline_status", "reason",
 ]
-pd.set_option("display.width", 250)
 print(runs[[c for c in columns if c in runs.columns]].to_string(index=False))
 bad = runs[runs["status"] != "ok"]
 skipped = bad[bad["status"] == "skipped"]

@@ -42,6 +42,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -101,25 +102,31 @@ def torch_model() -> Any:
 
 
 def make_artifact(framework: str, tmp: Path) -> Path:
-    """The artifact a job of this framework loads, built the way the workflow builds it."""
+    """The artifact a job of this framework loads, built the way the workflow builds it, with
+    the digest a job checks it against (reproscope.runtime.integrity)."""
+    from reproscope.runtime.integrity import record
+
     if framework == "pytorch":
-        return weights_path()
-    if framework == "onnxruntime":
+        out = tmp / "efficientnet-lite0.pt"
+        if not out.exists():
+            shutil.copy(weights_path(), out)
+    elif framework == "onnxruntime":
         from reproscope.runtime.convert.torch_export import export_onnx
 
         out = tmp / "efficientnet-lite0.onnx"
         if not out.exists():
             export_onnx(torch_model(), out, (1, 3, 224, 224))
-        return out
-    if framework == "tensorflow":
+    elif framework == "tensorflow":
         from reproscope.runtime.convert.keras_efficientnet_lite import build_from_state_dict
         from reproscope.runtime.convert.torch_export import state_dict_to_numpy
 
         out = tmp / "efficientnet-lite0.keras"
         if not out.exists():
             build_from_state_dict(state_dict_to_numpy(weights_path())).save(out)
-        return out
-    raise ValueError(framework)
+    else:
+        raise ValueError(framework)
+    record(out)
+    return out
 
 
 def input_shape(framework: str, batch: int) -> tuple[int, ...]:

@@ -5,11 +5,11 @@ runs.csv, then forces the timing rounds to run again, ``--runs`` times in all, a
 every verdict of every run with the first run's, and each point's p50 (largest run-to-run
 difference). With ``--expect VERDICT`` every comparison of every run must also have that
 verdict: a self-comparison (config/self-comparison.yaml, one environment file under two
-names) expects ``no significant difference``.
+names) expects ``equivalent`` (reproscope.report.compare lists the outcomes).
 
 Usage, from the root of a scratch clone (it writes that checkout's results/):
 ``python benchmarks/reproduce_verdicts.py [--configfile config/config.yaml] [--runs 2]
-[--cores 2] [--expect "no significant difference"]``. The default study takes about
+[--cores 2] [--expect equivalent]``. The default study takes about
 2 x 10 minutes on 2 cores once its environments exist. Exit status 0 when every verdict is
 the same in every run (and, with --expect, is the expected one).
 """
@@ -27,7 +27,7 @@ SUMMARY = Path("results/summary")
 POINT = ["manifest", "env", "device", "system", "scenario", "batch_size", "repeat"]
 PAIR = ["kind", "scenario", "batch_size", "manifest_a", "env_a", "manifest_b", "env_b"]
 PAIR += ["device_a", "device_b", "system_a", "system_b"]
-SHOWN = ["ratio_b_over_a", "ci95_low", "ci95_high", "verdict"]
+SHOWN = ["ratio_b_over_a", "ci95_low", "ci95_high", "p_value", "verdict"]
 
 
 def snakemake(configfile: str, cores: int, *extra: str) -> str:
@@ -47,7 +47,7 @@ def main() -> int:
     ap.add_argument("--configfile", default="config/config.yaml")
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--runs", type=int, default=2)
-    ap.add_argument("--expect", help="the verdict every comparison must have")
+    ap.add_argument("--expect", help="the outcome every comparison must have, e.g. equivalent")
     args = ap.parse_args()
     comparisons, runs = [], []
     for run in range(args.runs):

@@ -26,7 +26,7 @@
    changed, and that is what reruns the edited manifest's jobs). Then it edits one
    manifest's inputs.resize.method and dry-runs again, and checks that only that
    manifest's preprocessing and accuracy jobs, its group's rounds (a round measures every
-   configuration of the model), aggregate, plot, system_ranking and all are planned.
+   configuration of the model), aggregate, the plots, system_ranking and all are planned.
    Snakemake's touch executor sleeps 0.1 s per job (for coarse file-system clocks); with
    ~10,000 jobs that is 16 minutes, so the touch run sets that sleep to 0 (this file
    system has nanosecond mtimes, and Snakemake compares mtimes strictly).
@@ -143,7 +143,7 @@ def bare_workflow(root: Path, n_models: int, n_rounds: int) -> Path:
     files and fan-in (fetch, convert, preprocess with a chunk folder, accuracy reading
     model, cache, chunks, lock and stamps, chained rounds per model that read its
     configurations' inputs and write one folder each, flops, aggregate over everything,
-    plot, ranking),
+    plot, ranking, the comparison and Server plots, the limits job and its table),
     with static patterns and plain `touch` commands: no reproscope code, no params, no
     conda. What Snakemake itself costs to plan a DAG of that size and shape."""
     root.mkdir(parents=True)
@@ -188,14 +188,55 @@ rule all:
     input:
         "summary/plot.txt",
         "summary/ranking.txt",
+        "summary/forest.txt",
+        "summary/server.txt",
 
 
 rule plot:
     input:
         "summary/runs.csv",
         "summary/accuracy.csv",
+        "summary/limits.csv",
     output:
         "summary/plot.txt",
+    shell:
+        "touch {{output}}"
+
+
+rule forest:
+    input:
+        "summary/comparisons.csv",
+    output:
+        "summary/forest.txt",
+    shell:
+        "touch {{output}}"
+
+
+rule server:
+    input:
+        "summary/runs.csv",
+        ROUNDS,
+    output:
+        "summary/server.txt",
+    shell:
+        "touch {{output}}"
+
+
+rule limits_table:
+    input:
+        "limits/local.json",
+    output:
+        "summary/limits.csv",
+    shell:
+        "touch {{output}}"
+
+
+rule limits:
+    input:
+        "jobs/settings.json",
+        LOCK,
+    output:
+        "limits/local.json",
     shell:
         "touch {{output}}"
 
@@ -219,10 +260,12 @@ rule aggregate:
         flops=expand("models/{{model}}-onnx/flops.json", model=MODELS),
         made_from=[LOCK, *expand("models/{{name}}/model.bin", name=NAMES)],
         labels="jobs/labels.txt",
+        limits="summary/limits.csv",
         code=STAMPS[1],
     output:
         runs="summary/runs.csv",
         accuracy="summary/accuracy.csv",
+        comparisons="summary/comparisons.csv",
     shell:
         "touch {{output}}"
 
@@ -370,6 +413,8 @@ def one_manifest_check(
         "latency_round_local": scalegen.REPEATS,
         "aggregate": 1,
         "plot": 1,
+        "plot_comparisons": 1,
+        "plot_server": 1,
         "system_ranking": 1,
         "all": 1,
     }

@@ -4,7 +4,7 @@
 # from the workflow's directory: the lock is read as pip would read it (or refused)
 # before pip sees it, the pip packages come from the lock alone, then the installed
 # set (distributions, .pth files, folders without metadata) is compared with the lock.
-# lock sha256=a8ac7f7989d559ceb8798db61ef8405079706664b5edf64f27ae640a9e26e2dc
+# lock sha256=2ae2ad0d37342ec7fc4fb9ac35d3906a35c7416ecb62774b8b93248faa0c9f0d
 set -euo pipefail
 PYTHONPATH=src python -m reproscope.acquire.lockfile read envs/convert.lock.txt
 python -m pip install --no-input --require-hashes --no-deps -r envs/convert.lock.txt

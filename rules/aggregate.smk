@@ -6,6 +6,7 @@ rule aggregate:
         topk=beside(ACCURACY_RESULTS, layout.topk_of),
         latency=RESULT_FILES.round_dirs,
         flops=targets.flops_files(study),
+        limits=rules.limits_table.output.table,
         made_from=RESULT_FILES.dependencies(ACCURACY_RESULTS + LATENCY_RESULTS),
         labels=sorted(
             {str(study.manifest(n).labels_path) for n in study.settings["models"]}
@@ -64,25 +65,12 @@ rule aggregate:
 
 rule compare_variants:
     input:
-        index=layout.dataset_index(study.dataset),
-        # the variants' bases only: another model's edit leaves these tables untouched
-        base=RESULT_FILES.base_accuracy,
-        variants=VARIANT_RESULTS,
-        topk=beside(RESULT_FILES.base_accuracy + VARIANT_RESULTS, layout.topk_of),
-        made_from=RESULT_FILES.dependencies(
-            RESULT_FILES.base_accuracy + VARIANT_RESULTS
-        ),
-        labels=sorted({str(study.manifest(n).labels_path) for n in VARIANT_MANIFESTS}),
+        unpack(lambda wc: variant_table_inputs("ablation")),
         code=code_stamp("compare_variants", script="compare_variants.py"),
     output:
-        ablations=report(
+        table=report(
             layout.summary("ablations.csv"),
             caption="../report/ablations.rst",
-            category="Ablations",
-        ),
-        diagnosis=report(
-            layout.summary("diagnosis.csv"),
-            caption="../report/diagnosis.rst",
             category="Ablations",
         ),
     log:
@@ -94,18 +82,39 @@ rule compare_variants:
         mem_mb=2000,
         runtime=10,
     params:
-        manifests=lambda wc: for_report(
-            canonical(summaries.manifest_summaries(study, VARIANT_MANIFESTS))
-        ),
-        variants=lambda wc: for_report(canonical(summaries.variant_summaries(study))),
-        jobs=RESULT_FILES.digests(RESULT_FILES.base_accuracy + VARIANT_RESULTS),
+        kind="ablation",
+        manifests=lambda wc: variant_table_manifests("ablation"),
+        variants=lambda wc: variant_table_variants("ablation"),
+        jobs=lambda wc: variant_table_digests("ablation"),
     script:
         "../scripts/compare_variants.py"
+
+
+# The diagnosis table apart from the ablations: an edit of the ablations' base re-runs
+# neither it nor the greedy diagnosis that reads it.
+use rule compare_variants as diagnose_variants with:
+    input:
+        unpack(lambda wc: variant_table_inputs("diagnosis")),
+        code=code_stamp("compare_variants", script="compare_variants.py"),
+    output:
+        table=report(
+            layout.summary("diagnosis.csv"),
+            caption="../report/diagnosis.rst",
+            category="Ablations",
+        ),
+    log:
+        layout.log("diagnose_variants"),
+    params:
+        kind="diagnosis",
+        manifests=lambda wc: variant_table_manifests("diagnosis"),
+        variants=lambda wc: variant_table_variants("diagnosis"),
+        jobs=lambda wc: variant_table_digests("diagnosis"),
 
 
 rule system_ranking:
     input:
         runs=rules.aggregate.output.runs,
+        limits=rules.limits_table.output.table,
     output:
         table=report(
             layout.summary("system_ranking.csv"),
@@ -134,7 +143,7 @@ if DIAGNOSED:
     rule diagnose_greedy:
         input:
             index=layout.dataset_index(study.dataset),
-            round1=rules.compare_variants.output.diagnosis,
+            round1=rules.diagnose_variants.output.table,
             models=[artifact(n) for n in DIAGNOSED],
             locks=[layout.env_lock(study.env_of(n)) for n in DIAGNOSED],
         output:

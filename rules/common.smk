@@ -12,6 +12,7 @@ from reproscope.plan.inference import AccuracyJobs, inference_inputs, slurm_reso
 from reproscope.plan.interpreters import Interpreters
 from reproscope.plan.results import Results, beside
 from reproscope.plan.rounds import TIMING_RESOURCE, Rounds
+from reproscope.plan.parse_cache import ParseCache
 from reproscope.plan.study import load_study, variant_only_caches
 from reproscope.runtime import launch, layout
 from reproscope.acquire.envs import conda_tool
@@ -28,7 +29,12 @@ def _config_label():
 
 
 try:
-    study = load_study(config, _config_label(), gpu_present=bool(gpus()))
+    study = load_study(
+        config,
+        _config_label(),
+        gpu_present=bool(gpus()),
+        parsed=ParseCache(layout.parse_cache()),
+    )
 except (InputError, InputErrors) as exc:
     raise WorkflowError(f"reproscope: the study cannot start:\n{exc}") from None
 
@@ -83,8 +89,6 @@ DIAGNOSED = study.config.get("diagnose", [])
 RESULT_FILES = Results(study)
 ACCURACY_RESULTS = RESULT_FILES.accuracy
 LATENCY_RESULTS = RESULT_FILES.latency
-VARIANT_RESULTS = RESULT_FILES.variants
-VARIANT_MANIFESTS = [*RESULT_FILES.variant_bases, *study.variants]
 stamps.write_job_stamps(study, EVALUATED)
 
 INTERPRETERS = Interpreters(config["environments"], USE_CONDA)
@@ -127,3 +131,38 @@ def conversion_env_file(wildcards):
 
 def manifest_env_file(wildcards):
     return INTERPRETERS.conda_file(study.env_of(wildcards.manifest))
+
+
+def variant_table_inputs(kind):
+    """What the table of one kind of variant (ablation, diagnosis) reads."""
+    variants, bases = RESULT_FILES.variant_tables(kind)
+    return {
+        "index": layout.dataset_index(study.dataset),
+        "base": bases,
+        "variants": variants,
+        "topk": beside(bases + variants, layout.topk_of),
+        "made_from": RESULT_FILES.dependencies(bases + variants),
+        "labels": sorted(
+            {str(study.manifest(n).labels_path) for n in variant_table_names(kind)}
+        ),
+    }
+
+
+def variant_table_names(kind):
+    """The manifests a variant table reads: its variants and their bases."""
+    variants = [n for n, v in study.variants.items() if v["kind"] == kind]
+    return [*RESULT_FILES.bases_of(kind), *variants]
+
+
+def variant_table_manifests(kind):
+    return for_report(
+        canonical(summaries.manifest_summaries(study, variant_table_names(kind)))
+    )
+
+
+def variant_table_variants(kind):
+    return for_report(canonical(summaries.variant_summaries(study, kind)))
+
+
+def variant_table_digests(kind):
+    return RESULT_FILES.digests(sum(RESULT_FILES.variant_tables(kind), []))

@@ -9,6 +9,8 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
 
 import json
 
+import pandas as pd
+
 from reproscope.plan.summaries import from_report
 from reproscope.report.aggregate import (
     accuracy_table,
@@ -16,10 +18,10 @@ from reproscope.report.aggregate import (
     comparisons_table,
     environments_table,
     repeats_table,
-    rounded,
     runs_table,
 )
 from reproscope.report.provenance import check_results
+from reproscope.report.roofline import add_roofline
 from reproscope.report.tables import write_csv
 from reproscope.rulelog import log_stderr
 
@@ -31,17 +33,22 @@ log_stderr(snakemake.log[0])  # tracebacks and refusals reach the log too
 latency = list(snakemake.params.latency)
 check_results([*snakemake.input.accuracy, *latency], dict(snakemake.params.jobs))
 index = json.loads(Path(snakemake.input.index).read_text())
-runs = runs_table(latency, list(snakemake.input.flops))
-write_csv(rounded(runs), snakemake.output.runs)
+# Each point against the machine's measured limits: its roofline bound and share (<= 1).
+runs = add_roofline(
+    runs_table(latency, list(snakemake.input.flops)),
+    pd.read_csv(snakemake.input.limits),
+    list(snakemake.input.flops),
+)
+write_csv(runs, snakemake.output.runs)
 accuracy = accuracy_table(
     list(snakemake.input.accuracy), index, from_report(snakemake.params.manifests)
 )
-write_csv(rounded(accuracy), snakemake.output.accuracy)
+write_csv(accuracy, snakemake.output.accuracy)
 agreement = agreement_table(list(snakemake.input.accuracy))
-write_csv(rounded(agreement), snakemake.output.agreement)
-write_csv(rounded(repeats_table(runs)), snakemake.output.repeats)
+write_csv(agreement, snakemake.output.agreement)
+write_csv(repeats_table(runs), snakemake.output.repeats)
 comparisons = comparisons_table(latency, snakemake.params.min_effect)
-write_csv(rounded(comparisons), snakemake.output.comparisons)
+write_csv(comparisons, snakemake.output.comparisons)
 environments = environments_table(comparisons, agreement)
-write_csv(rounded(environments), snakemake.output.environments)
+write_csv(environments, snakemake.output.environments)
 print("aggregated", file=sys.stderr)

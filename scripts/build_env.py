@@ -10,6 +10,8 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
 from reproscope.acquire.envfile import read_env_file
 from reproscope.acquire.envs import build, record
 from reproscope.acquire.lockfile import LockError
+from reproscope.runtime.atomic import write_text
+from reproscope.runtime.integrity import record as record_digest
 
 snakemake = snakemake  # noqa: F821, PLW0127 (injected by Snakemake)
 
@@ -21,4 +23,5 @@ with open(snakemake.log[0], "w") as log:
         log.write(f"error: {exc}\n")
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(1)
-Path(snakemake.output[0]).write_text(json.dumps(record(env, built), indent=1, sort_keys=True))
+write_text(snakemake.output[0], json.dumps(record(env, built), indent=1, sort_keys=True))
+record_digest(snakemake.output[0])  # what inference jobs check the lock record against

@@ -18,4 +18,8 @@ log_stderr(snakemake.log[0])  # tracebacks and refusals reach the log too
 counted = onnx_flops(snakemake.input[0], batch_size=snakemake.params.batch_size)
 counted["model"] = snakemake.params.model
 Path(snakemake.output[0]).write_text(json.dumps(counted, indent=1, sort_keys=True))
-print(f"{counted['gflops']:.3f} GFLOPs per image", file=sys.stderr)
+print(
+    f"{counted['gflops']:.3f} GFLOPs, {counted['weight_bytes']} weight bytes and "
+    f"{counted['activation_bytes']} activation bytes per image",
+    file=sys.stderr,
+)

@@ -9,6 +9,7 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
 
 from reproscope.acquire.fetch import FetchError, fetch_pypi, fetch_url, redact_url
 from reproscope.rulelog import refuse_cleanly
+from reproscope.runtime.integrity import record
 
 snakemake = snakemake  # noqa: F821, PLW0127 (injected by Snakemake)
 
@@ -22,6 +23,7 @@ with open(snakemake.log[0], "w") as log, refuse_cleanly(log, FetchError):
     else:
         log.write(f"fetch {redact_url(source['url'])}\n")
         fetch_url(source["url"], dest, source.get("sha256"), project_root=project)
+    record(dest)  # what inference and conversion jobs check the artifact against
     if source.get("sha256"):
         log.write(f"verified sha256 {source['sha256']}: {dest}\n")
     else:  # a local file:// source without a checksum

@@ -16,7 +16,7 @@ snakemake = snakemake  # noqa: F821, PLW0127 (injected by Snakemake)
 log_stderr(snakemake.log[0])  # tracebacks and refusals reach the log too
 
 runs = pd.read_csv(snakemake.input.runs)
-latency_throughput(runs, Path(snakemake.output.performance))
+latency_throughput(runs, Path(snakemake.output.performance), pd.read_csv(snakemake.input.limits))
 latency_breakdown(runs, Path(snakemake.output.breakdown))
 accuracy_vs_claim(pd.read_csv(snakemake.input.accuracy), Path(snakemake.output.accuracy))
 print("plotted", file=sys.stderr)

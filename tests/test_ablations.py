@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -10,6 +11,7 @@ import pytest
 import yaml
 
 from reproscope.acquire.preprocess import geometric_spec
+from reproscope.report.compare import holm
 from tests import tinystudy
 from tests.test_workflow import dry_run_edited, planned_jobs, snakemake
 
@@ -64,12 +66,20 @@ def test_ablation_table(study: Path) -> None:
     assert (ablations["n_images"] == 24).all()
     # Flips explain the change exactly: delta = (gained - lost) / n.
     expected = 100.0 * (ablations["gained"] - ablations["lost"]) / ablations["n_images"]
-    assert (abs(ablations["delta_top1"] - expected) < 1e-9).all()
+    assert (abs(ablations["delta_top1"] - expected) < 1e-4).all()  # written to 4 decimals
     assert ablations.loc["color-bgr", "delta_top1"] < -20  # red/blue and cyan/yellow swap
     assert bool(ablations.loc["color-bgr", "significant"])
     assert ablations.loc["label-offset-1", "top1"] < 20
     assert abs(ablations.loc["crop-ratio-1.0", "delta_top1"]) < 10  # mean colour barely moves
     assert (study / "results" / "plots" / "ablations.png").stat().st_size > 1000
+    # Holm over the 4 ablations, from the p-values as written (3 significant digits).
+    adjusted = holm(ablations["p_value"])
+    assert list(ablations["p_value_holm"]) == pytest.approx(list(adjusted), rel=0.01)
+    assert (ablations["p_value_holm"] >= ablations["p_value"]).all()
+    assert (ablations["significant_holm"] == (ablations["p_value_holm"] < 0.05)).all()
+    # Floats are written to their meaningful digits (no -34.699999999999996).
+    text = (study / "results" / "summary" / "ablations.csv").read_text()
+    assert not re.search(r"\d\.\d{9,}", text), text
 
 
 def test_diagnosis_points_at_the_colour_order(study: Path) -> None:

@@ -113,3 +113,34 @@ def test_default_study_cache_without_diagnosis_fits_1_5_gb() -> None:
     sizes = {tuple(study.manifest(n).inputs["size"]) for n in names}
     assert sizes == {(224, 224)}
     assert len(kept) * 1000 * 224 * 224 * 3 <= 1.5e9
+
+
+def test_a_damaged_chunk_is_refused_when_read(tmp_path: Path) -> None:
+    """A chunk is checked against its recorded sha256 as it is read: ranges of intact chunks
+    are served, a range touching the damaged one stops with the file, both digests and the
+    command that rebuilds the cache; the digest recorded is that of the chunks read."""
+    from reproscope.acquire.cache_writer import write_cache
+    from reproscope.runtime.digests import sha256_file
+    from reproscope.runtime.integrity import Damaged
+
+    data = np.random.default_rng(1).integers(0, 256, (25, 4, 4, 3), dtype=np.uint8)
+    index = tmp_path / "cache.json"
+    write_cache(range(25), data.__getitem__, (4, 4, 3), tmp_path / "chunks", index, chunk_images=10)
+    recorded = Cache(index).content_sha256()
+    chunk = tmp_path / "chunks" / "00001.npy"
+    expected = sha256_file(chunk)
+    damaged = bytearray(chunk.read_bytes())
+    damaged[-7] ^= 0xFF  # a pixel, the file's size and header kept
+    chunk.write_bytes(bytes(damaged))
+    cache = Cache(index)
+    assert np.array_equal(cache.pixels(0, 10), data[:10])
+    assert np.array_equal(cache.pixels(20, 25), data[20:])
+    assert cache.verify_seconds > 0 and sorted(cache.verified) == [0, 2]
+    assert cache.content_sha256() == recorded  # the chunks read matched their records
+    with pytest.raises(Damaged) as caught:
+        cache.pixels(8, 12)
+    message = str(caught.value)
+    assert str(chunk) in message and expected in message and sha256_file(chunk) in message
+    assert f"snakemake --forcerun {index}" in message and "Fix:" in message
+    with pytest.raises(Damaged):
+        list(Cache(index).batches(4))

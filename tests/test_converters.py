@@ -1,7 +1,8 @@
 """Numerical checks for the PyTorch -> Keras and PyTorch -> ONNX converters.
 
-Uses the real pretrained EfficientNet-Lite0 weights; every test skips cleanly when a framework
-or the weights package is missing.
+Uses the real pretrained EfficientNet-Lite0 weights. The ONNX export is the dynamo
+exporter's (it needs onnxscript) checked against the legacy exporter's; the fallback to the
+legacy exporter is exercised with models the dynamo exporter really cannot export.
 """
 
 from __future__ import annotations
@@ -157,13 +158,100 @@ def test_keras_safe_mode_roundtrip(
 
 
 @pytest.fixture(scope="module")
-def onnx_path(torch_model: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    pytest.importorskip("onnx")
+def onnx_export(torch_model: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
     from reproscope.runtime.convert.torch_export import export_onnx
 
     path = tmp_path_factory.mktemp("onnx") / "efficientnet_lite0.onnx"
-    export_onnx(torch_model, path, (1, 3, IMAGE_SIZE, IMAGE_SIZE))
-    return path
+    return path, export_onnx(torch_model, path, (1, 3, IMAGE_SIZE, IMAGE_SIZE))
+
+
+@pytest.fixture(scope="module")
+def onnx_path(onnx_export: tuple[Path, Any]) -> Path:
+    return onnx_export[0]
+
+
+def test_onnx_export_is_dynamo_with_parity(onnx_export: tuple[Path, Any]) -> None:
+    import onnx
+
+    from reproscope.runtime.convert.torch_export import DYNAMO, read_record
+
+    path, record = onnx_export
+    assert record.exporter == DYNAMO, record.fallback_reason
+    assert record.parity.n_inputs == 2
+    assert record.parity.top1_agreement_pct == 100.0
+    assert 0.0 <= record.parity.max_abs_logit_diff < ONNX_ATOL
+    # The artifact carries its conversion record.
+    assert read_record(path) == {
+        "exporter": "dynamo",
+        "fallback_reason": "",
+        "parity_n_inputs": "2",
+        "parity_top1_agreement_pct": "100.0",
+        "parity_max_abs_logit_diff": repr(record.parity.max_abs_logit_diff),
+    }
+    assert [(o.domain, o.version) for o in onnx.load(path).opset_import if o.domain == ""] == [
+        ("", 18)
+    ]
+
+
+def _data_dependent_branch(torch: Any) -> Any:
+    """A module torch.export cannot trace (a branch on a tensor's value); TorchScript tracing
+    records the branch the example input takes."""
+
+    class Branch(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = torch.nn.Linear(4, 3)
+
+        def forward(self, x: Any) -> Any:
+            y = self.fc(x)
+            return y if y.sum() > 0 else -y
+
+    torch.manual_seed(SEED)
+    return Branch()
+
+
+def test_onnx_export_falls_back_to_legacy(torch_mod: Any, tmp_path: Path) -> None:
+    import onnxruntime as ort
+
+    from reproscope.runtime.convert.torch_export import LEGACY, export_onnx, read_record
+
+    path = tmp_path / "branch.onnx"
+    record = export_onnx(_data_dependent_branch(torch_mod), path, (1, 4))
+    assert record.exporter == LEGACY
+    assert record.parity is None
+    assert "GuardOnDataDependentSymNode" in record.fallback_reason
+    assert read_record(path) == {"exporter": LEGACY, "fallback_reason": record.fallback_reason}
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (logits,) = session.run(["logits"], {"input": np.zeros((2, 4), np.float32)})
+    assert logits.shape == (2, 3)
+
+
+def test_onnx_export_falls_back_below_dynamo_opset(torch_model: Any, tmp_path: Path) -> None:
+    """The dynamo exporter cannot write EfficientNet-Lite0's Pad at opset 17; the legacy
+    exporter can, and the record says why it was used."""
+    from reproscope.runtime.convert.torch_export import LEGACY, export_onnx
+
+    record = export_onnx(torch_model, tmp_path / "opset17.onnx", (1, 3, IMAGE_SIZE, IMAGE_SIZE), 17)
+    assert record.exporter == LEGACY
+    assert "wrote opset 18, not the 17 asked for" in record.fallback_reason
+
+
+def test_onnx_parity_detects_disagreement(torch_mod: Any, tmp_path: Path) -> None:
+    from reproscope.runtime.convert.torch_export import export_legacy, onnx_parity
+
+    torch_mod.manual_seed(SEED)
+    linear = torch_mod.nn.Linear(16, 10).eval()
+    paths = [tmp_path / "a.onnx", tmp_path / "b.onnx"]
+    export_legacy(linear, paths[0], (1, 16), 18)
+    with torch_mod.no_grad():  # negated logits: every argmax becomes an argmin
+        linear.weight.neg_()
+        linear.bias.neg_()
+    export_legacy(linear, paths[1], (1, 16), 18)
+    same = onnx_parity(paths[0], paths[0], (1, 16))
+    assert (same.top1_agreement_pct, same.max_abs_logit_diff) == (100.0, 0.0)
+    other = onnx_parity(paths[0], paths[1], (1, 16))
+    assert other.top1_agreement_pct == 0.0
+    assert other.max_abs_logit_diff > 0.1
 
 
 def test_onnx_matches_torch(

@@ -16,6 +16,7 @@ import yaml
 
 from reproscope.errors import InputErrors
 from reproscope.plan.study import load_study
+from reproscope.runtime.integrity import record
 from reproscope.runtime.tensorize import tensor_spec
 from tests import tinystudy
 
@@ -90,6 +91,8 @@ def tiny_job(tmp_path: Path) -> dict[str, Any]:
     pixels = np.random.default_rng(0).integers(0, 256, (6, 8, 8, 3), dtype=np.uint8)
     write_cache(list(pixels), np.asarray, (8, 8, 3), tmp_path / "chunks", tmp_path / "cache.json")
     (tmp_path / "lock.json").write_text(json.dumps({"lock_sha256": "0" * 64}))
+    for made in ("model.pt", "model.onnx", "lock.json"):  # digests jobs check them against
+        record(tmp_path / made)
     return {
         "mode": "latency",
         "manifest": "tiny",

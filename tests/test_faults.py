@@ -6,6 +6,7 @@ import hashlib
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -114,3 +115,39 @@ def test_two_runs_are_byte_identical(tmp_path: Path) -> None:
     assert predictions[0] and predictions[0] == predictions[1]
     tables = [pd.read_csv(r / "results" / "summary" / "accuracy.csv") for r in roots]
     pd.testing.assert_frame_equal(tables[0], tables[1])
+
+
+CLAIM = "import sys, time; from reproscope.plan.runlock import claim_run; claim_run(sys.argv[1]); "
+
+
+def test_a_killed_runs_locks_are_removed_and_a_live_runs_kept(tmp_path: Path) -> None:
+    """Snakemake's lock files name no process: the run lock (a flock each main process holds
+    for its life) tells a dead run's locks, removed with one line, from a live run's."""
+    locks = tmp_path / ".snakemake" / "locks"
+
+    def claim() -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", CLAIM, str(tmp_path)], capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stderr
+
+    live = subprocess.Popen(
+        [sys.executable, "-c", CLAIM + "print(flush=True); time.sleep(600)", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert live.stdout is not None and live.stdout.readline() == "\n"  # it holds the lock
+        locks.mkdir(parents=True)
+        for name in ("0.input.lock", "0.output.lock"):
+            (locks / name).write_text("results/summary/runs.csv\n")
+        assert claim() == ""  # a run is alive here: its locks stand
+        assert len(list(locks.iterdir())) == 2
+    finally:
+        live.send_signal(signal.SIGKILL)
+        live.wait()
+    said = claim()  # the run that made them is dead
+    assert not list(locks.iterdir())
+    assert said.count("\n") == 1 and "removed 2 stale Snakemake lock file(s)" in said
+    assert claim() == ""  # nothing left to remove, nothing said

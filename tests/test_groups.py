@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from tests import tinystudy
-from tests.test_workflow import planned_jobs, snakemake
+from tests.test_workflow import planned, planned_jobs, snakemake
 
 pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
@@ -20,7 +20,7 @@ pytest.importorskip("onnx")
 
 REPEATS = 2
 #: What aggregation re-plans after any timing or accuracy result changes.
-AGGREGATION = {"aggregate", "plot", "system_ranking", "all"}
+AGGREGATION = {"aggregate", "plot", "plot_comparisons", "system_ranking", "all"}
 
 
 def add_model(root: Path, name: str) -> None:
@@ -48,18 +48,6 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
     result = snakemake(root)
     assert result.returncode == 0, result.stderr[-4000:]
     return root
-
-
-def planned(result: subprocess.CompletedProcess[str]) -> list[tuple[str, dict[str, str]]]:
-    """(rule, wildcards) of every job of a dry run."""
-    assert result.returncode == 0, result.stderr[-3000:]
-    found = []
-    for block in result.stdout.rsplit("Job stats:", 1)[0].split("\nrule ")[1:]:
-        rule = block.split(":", 1)[0].strip()
-        line = re.search(r"^\s+wildcards: (.*)$", block, re.M)
-        pairs = line.group(1).split(", ") if line else []
-        found.append((rule, dict(p.split("=", 1) for p in pairs)))
-    return found
 
 
 def dry_run_with(root: Path, change) -> subprocess.CompletedProcess[str]:

@@ -541,9 +541,14 @@ def test_escape_report_rules_pass_params_through_for_report() -> None:
     """escape-report-rules: every rule with a report() output wraps its manifest-derived
     params in for_report."""
     text = (REPO / "rules" / "aggregate.smk").read_text()
-    for name in ("manifests=lambda wc: for_report(", "variants=lambda wc: for_report("):
-        assert name in text
+    common = (REPO / "rules" / "common.smk").read_text()
+    assert "manifests=lambda wc: for_report(" in text  # aggregate
     assert "diagnosed=lambda wc: for_report(" in text
+    # the variant tables' params, from common.smk's helpers
+    for name in ("manifests", "variants"):
+        assert f"{name}=lambda wc: variant_table_{name}(" in text
+        body = common.split(f"def variant_table_{name}(kind):", 1)[1].split("\ndef ", 1)[0]
+        assert "return for_report(" in body
     for script in ("aggregate.py", "compare_variants.py", "diagnose_greedy.py"):
         assert "from_report(" in (REPO / "scripts" / script).read_text(), script
 

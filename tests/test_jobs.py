@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -145,15 +146,18 @@ def test_current_results_pass_and_stale_ones_are_named(study) -> None:
 
 def test_a_round_time_limit_covers_every_point_at_its_cap() -> None:
     from reproscope.plan.study import round_runtime_minutes
+    from reproscope.runtime.latency import REMEASURE_BUDGET_S
 
     settings = {
         "batch_sizes": [1, 2],
         "scenarios": ["FixedBatch", "SingleStream", "Server"],
         "timing": {"max_duration_s": 30.0},
     }
-    # 2 configs x (60 s start + 2 x 30 s x (2 FixedBatch + 1 SingleStream + 72 Server runs))
-    assert round_runtime_minutes(settings, 2) == 152
+    # 2 configs x (60 s start + 2 x 30 s x (2 FixedBatch + 1 SingleStream) + 2 x Server:
+    # its 60 s search budget and 4 x 3 confirmation runs of at most 5 s, + re-measurement)
+    per_config = 60 + 2 * 30 * 3 + 2 * (60 + 60) + REMEASURE_BUDGET_S
+    assert round_runtime_minutes(settings, 2) == math.ceil(2 * per_config / 60)
     assert round_runtime_minutes({**settings, "scenarios": ["FixedBatch"]}, 1) == 10  # floor
-    # a 5 s bound makes every Server trial last 50 s (ten bounds), beyond the 30 s cap
-    slow = {**settings, "server": {"latency_bound_ms": 5000.0}}
-    assert round_runtime_minutes(slow, 2) == 2 * (60 + 2 * 30 * 3 + 2 * 72 * 50) // 60
+    # a larger search budget is a longer Server point, whatever its latency bound
+    slow = {**settings, "timing": {"max_duration_s": 30.0, "server_search_budget_s": 600.0}}
+    assert round_runtime_minutes(slow, 2) == math.ceil(2 * (per_config + 2 * 540) / 60)

@@ -24,6 +24,7 @@ from reproscope.errors import InputError, InputErrors
 from reproscope.plan.jobs import standalone_accuracy_job
 from reproscope.plan.manifest import read_label_list
 from reproscope.report.aggregate import expected_indices, image_hits
+from reproscope.runtime import integrity
 from tests.tinystudy import REPO
 
 MIRROR = REPO.parent / "shared" / "data" / "imagenet-sample"
@@ -148,6 +149,7 @@ def onnx_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     out = tmp_path_factory.mktemp("model") / "lite0.onnx"
     export_onnx(model.eval(), out, (1, 3, 224, 224))
+    integrity.record(out)  # the digest an inference job checks the artifact against
     return out
 
 
@@ -161,6 +163,7 @@ def accuracy_job(index: dict, model: Path, work: Path) -> tuple[np.ndarray, dict
     # must not copy (the preprocess rule's process forks before using either)
     build_cache(paths, spec, work / "cache", workers=1, chunk_images=16)
     (work / "lock").write_text('{"lock_sha256": "test: the current interpreter"}')
+    integrity.record(work / "lock")
     job = standalone_accuracy_job(
         yaml.safe_load(MANIFEST.read_text()),
         str(model),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import json
 import os
 import threading
@@ -11,9 +13,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from reproscope.runtime.cache import Cache
+from reproscope.runtime.jobs import InferenceJob
+from reproscope.runtime.scenarios import loadgen, server_search
 from reproscope.runtime.scenarios.loadgen import (
+    SCHED_IDLE_DEVIATION,
     demote_log_thread,
     early_stopping_queries,
+    mlperf_conf,
+    performance_count,
     queries_short,
     run_loadgen,
     thread_ids,
@@ -25,6 +33,7 @@ from reproscope.runtime.scenarios.server_search import (
     server_min_duration_s,
     server_trial_spec,
 )
+from reproscope.runtime.tensorize import finish
 
 lg = pytest.importorskip("mlperf_loadgen")
 
@@ -83,7 +92,8 @@ def test_single_stream_one_sample_per_query(tmp_path: Path) -> None:
     check_samples(library, runner)
     assert 2.0 <= result["p50_ms"] < 50
     assert result["early_stopping_p90_ms"] >= result["p50_ms"]
-    assert result["settings"]["single_stream_expected_latency_ns"] == 2_000_000
+    assert result["settings"]["user_conf"]["target_latency"] == 2.0
+    assert result["settings_effective"]["requested_single_stream_expected_latency_ns"] == 2e6
     assert result["settings_effective"]["effective_min_query_count"] == 20
     logs = tmp_path / "SingleStream"
     assert (logs / "mlperf_log_summary.txt").read_text().count("Result is : VALID") == 1
@@ -322,3 +332,220 @@ def test_a_low_server_rate_gets_the_time_its_queries_need(tmp_path: Path) -> Non
     lifted, _, _ = run("Server", tmp_path / "lifted", spec=trial)
     assert lifted["validity"] == "VALID", lifted["invalid_reason"]
     assert lifted["query_count"] >= needed
+
+
+# --- The tiny model under real LoadGen, its QSL the dataset's cached tensors ---------------
+
+TINY_SAMPLES = 64
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A 64-image colour dataset in a uint8 cache of 16-image chunks (so the library reads
+    across chunks), its labels, and the tiny PyTorch colour model loaded. Every seventh
+    image is a random colour, so the model's top-1 is neither 0 nor 1."""
+    from reproscope.acquire.cache_writer import write_cache
+    from reproscope.acquire.datasets import SYNTHETIC_CLASSES
+    from reproscope.runtime.runners import make_runner
+    from reproscope.runtime.tensorize import tensor_spec
+    from tests.tinystudy import colour_inputs, write_weights
+
+    root = tmp_path_factory.mktemp("tiny")
+    rng = np.random.default_rng(0)
+    colours = [SYNTHETIC_CLASSES[name] for name in sorted(SYNTHETIC_CLASSES)]
+    labels = np.arange(TINY_SAMPLES) % len(colours)
+
+    def image(i: int) -> np.ndarray:
+        colour = rng.integers(0, 256, 3) if i % 7 == 0 else np.array(colours[labels[i]])
+        noise = rng.integers(-20, 21, (32, 32, 3))
+        return np.clip(colour + noise, 0, 255).astype(np.uint8)
+
+    index = root / "cache.json"
+    write_cache(range(TINY_SAMPLES), image, (32, 32, 3), root / "chunks", index, chunk_images=16)
+    weights = root / "tiny.pt"
+    write_weights(weights)
+    job = InferenceJob(
+        mode="latency",
+        framework="pytorch",
+        manifest="tiny",
+        model="tiny-colour",
+        system="local",
+        env="host",
+        device="cpu",
+        threads=1,
+        artifact=str(weights),
+        inputs=str(index),
+        env_lock="",
+        architecture={
+            "entry_point": "reproscope.runtime.tinynet:TinyColourNet",
+            "args": [len(colours)],
+            "kwargs": {},
+            "packages": ["torch"],
+        },
+        unsafe_pickle=False,
+        top_k=5,
+        batch_size=1,
+        timing={"warmup": 2, "min_duration_s": 0.2, "min_queries": 5, "max_duration_s": 3.0},
+        tensor=tensor_spec(colour_inputs(32, "NCHW")),
+    )
+    runner = make_runner("pytorch")
+    runner.load(weights, job)
+    return {"job": job, "runner": runner, "labels": labels, "root": root}
+
+
+def tiny_point(tiny: dict, tmp_path: Path, scenario: str, batch_size: int = 1, **kw) -> tuple:
+    job = dataclasses.replace(
+        tiny["job"],
+        scenario=scenario,
+        batch_size=batch_size,
+        loadgen_dir=str(tmp_path / scenario),
+        **kw,
+    )
+    inputs = finish(Cache(job.inputs).first(batch_size), job.tensor)
+    return job, inputs
+
+
+def test_the_tiny_models_queries_cover_its_sample_library(tiny: dict, tmp_path: Path) -> None:
+    """Real LoadGen on the tiny model with a 64-sample QSL: LoadGen loads the library it
+    chose and the SingleStream queries read many different samples of it."""
+    job, inputs = tiny_point(tiny, tmp_path, "SingleStream")
+    metrics = loadgen.run(tiny["runner"], job, inputs)
+    assert metrics["validity"] == "VALID", metrics["invalid_reason"]
+    assert metrics["performance_sample_count"] == TINY_SAMPLES
+    effective = metrics["settings_effective"]
+    assert effective["effective_performance_sample_count"] == TINY_SAMPLES
+    assert metrics["distinct_samples"] > 1
+    seeds = mlperf_conf(lg, None, "SingleStream")
+    for seed in ("qsl_rng_seed", "sample_index_rng_seed", "schedule_rng_seed"):
+        assert effective[f"effective_{seed}"] == getattr(seeds, seed) != 0
+    # the short profile's durations and LoadGen's demoted log thread are named deviations
+    deviations = " ".join(metrics["deviations"])
+    assert "no mlperf_benchmark" in deviations and "min_duration_ms=200" in deviations
+    assert SCHED_IDLE_DEVIATION in metrics["deviations"]
+    assert (tmp_path / "SingleStream" / "user.conf").read_text().count("min_duration = 200")
+
+
+def test_a_benchmarks_library_is_its_mlperf_count_or_the_dataset(
+    tiny: dict, tmp_path: Path
+) -> None:
+    job, inputs = tiny_point(tiny, tmp_path, "SingleStream", mlperf_benchmark="resnet50")
+    metrics = loadgen.run(tiny["runner"], job, inputs)
+    assert metrics["performance_sample_count"] == TINY_SAMPLES  # min(1024, 64)
+    assert metrics["settings_effective"]["effective_performance_sample_count"] == TINY_SAMPLES
+    assert "performance_sample_count_override=64 (mlperf.conf: 1024)" in metrics["deviations"]
+    assert not any("mlperf_benchmark" in d for d in metrics["deviations"])
+    assert performance_count(lg, "resnet50", 50_000) == 1024
+    assert performance_count(lg, None, 50_000) == 1024
+    assert performance_count(lg, None, 1000) == 1000
+
+
+def test_the_mlperf_profile_keeps_mlperf_conf_and_names_no_deviation(tmp_path: Path) -> None:
+    """Hints and a time cap only: ResNet-50's settings are mlperf.conf's, in every scenario
+    and on every call in one process (LoadGen loads mlperf.conf itself only once)."""
+    for scenario in ("SingleStream", "SingleStream", "Offline"):
+        spec = {"benchmark": "resnet50", "max_duration_s": 7200.0}
+        spec.update(expected_latency_ms=5.0, expected_qps=100.0)
+        settings, chosen = loadgen.test_settings(lg, scenario, spec, tmp_path)
+        assert chosen["deviations"] == []
+        assert settings.min_duration_ms == 600_000
+        assert settings.performance_sample_count_override == 1024
+    assert settings.min_query_count == 24576  # Offline's samples
+    short = {**spec, "min_duration_s": 1.0, "min_queries": 10}
+    _, chosen = loadgen.test_settings(lg, "Offline", short, tmp_path)
+    assert chosen["deviations"] == [
+        "min_duration_ms=1000 (mlperf.conf: 600000)",
+        "min_query_count=10 (mlperf.conf: 24576)",
+    ]
+
+
+def test_a_library_load_may_repeat_samples_and_reuses_its_rows(tiny: dict) -> None:
+    """LoadGen's MultiStream loads a sample more than once in one call; a library that is
+    loaded again (every Server trial) reuses the rows it made, never more than its size."""
+    samples = loadgen.CachedSamples(Cache(tiny["job"].inputs), tiny["job"].tensor)
+    library = SampleLibrary(samples, performance_count=3)
+    library.load([5, 5, 17, 40])
+    assert sorted(library.resident) == [5, 17, 40]
+    np.testing.assert_array_equal(library.batch([17, 5])[0], samples[[17]][0])
+    rows = dict(library.resident)
+    library.unload([5, 17, 40])
+    assert not library.resident and len(library.spare) == 3
+    library.load([40, 17, 5])
+    assert all(library.resident[i] is rows[i] for i in (5, 17, 40))
+    library.unload([5, 17, 40])
+    library.load([1, 2, 3])
+    library.unload([1, 2, 3])
+    assert len(library.spare) <= 3
+
+
+def test_an_unknown_benchmark_is_refused_with_the_allowed_list(tmp_path: Path) -> None:
+    import yaml
+
+    from reproscope.errors import InputError, InputErrors
+    from reproscope.plan.manifest import load_manifest
+
+    repo = Path(__file__).resolve().parents[1]
+    data = yaml.safe_load((repo / "manifests" / "resnet50-v1-onnx.yaml").read_text())
+    assert data["mlperf_benchmark"] == "resnet50"
+    data["mlperf_benchmark"] = "resnet-50"
+    path = tmp_path / "m.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises((InputError, InputErrors), match="mlperf_benchmark.*resnet50"):
+        load_manifest(path)
+
+
+def test_offline_holds_at_least_its_batch_and_says_how_many(tiny: dict, tmp_path: Path) -> None:
+    job, inputs = tiny_point(tiny, tmp_path, "Offline", batch_size=8)
+    metrics = loadgen.run(tiny["runner"], job, inputs)
+    assert metrics["validity"] == "VALID", metrics["invalid_reason"]
+    per_query = metrics["samples_per_query"]
+    assert per_query == metrics["settings_effective"]["effective_samples_per_query"] >= 8
+    assert metrics["throughput_ips"] == metrics["samples_per_second"]
+
+
+def test_loadgens_accuracy_log_gives_the_accuracy_jobs_top1(tiny: dict, tmp_path: Path) -> None:
+    """AccuracyOnly: the top-1 computed from mlperf_log_accuracy.json equals the accuracy
+    job's, image by image, on the tiny model."""
+    from reproscope.runtime.accuracy import accuracy_pass
+
+    out = tmp_path / "accuracy"
+    out.mkdir()
+    job = dataclasses.replace(
+        tiny["job"],
+        mode="accuracy",
+        batch_size=16,
+        logits_out=str(out / "logits.npy"),
+        topk_out=str(out / "topk.npy"),
+    )
+    accuracy_pass(tiny["runner"], Cache(job.inputs), job, progress=io.StringIO())
+    job_top1 = np.load(out / "topk.npy")[:, 0]
+    labels = tiny["labels"]
+    for scenario, batch in (("SingleStream", 1), ("Offline", 8)):
+        point, inputs = tiny_point(tiny, tmp_path, scenario, batch_size=batch)
+        library = loadgen.sample_library(lg, point)
+        spec = loadgen.base_spec(lg, tiny["runner"], point, inputs)
+        found = loadgen.accuracy_run(lg, tiny["runner"], point, spec, library)
+        logged = np.array(found["top1_index"])
+        assert (logged == job_top1).all()
+        top1 = float(np.mean(logged == labels))
+        assert top1 == float(np.mean(job_top1 == labels))
+        assert 0.5 < top1 < 1.0
+
+
+def test_the_server_figure_is_a_valid_confirmation_within_the_budget(
+    tiny: dict, tmp_path: Path
+) -> None:
+    """A runner that takes 4 ms a batch: the search starts from its measured service
+    rate, no trial runs past its bound, the budget stops the search and the row says so,
+    and the figure is the completed samples/s of a VALID confirmation run."""
+    timing = {**tiny["job"].timing, "server_trial_max_s": 1.5, "server_search_budget_s": 3.0}
+    server = {"latency_bound_ms": 50.0, "latency_percentile": 0.9, "max_batch": 2}
+    job, inputs = tiny_point(tiny, tmp_path, "Server", 2, server=server, timing=timing)
+    metrics = server_search.run(FakeRunner(sleep_s=0.004), job, inputs)
+    assert 2 / 0.008 < metrics["server_start_qps"] <= 2 / 0.004  # two per (slept) 4 ms batch
+    assert metrics["server_search_budget_exhausted"]
+    assert "budget of 3 s ran out" in metrics["server_search_reason"]
+    assert all(t["wall_s"] < 1.5 + 0.5 for t in metrics["server_trials"])
+    assert metrics["validity"] == "VALID"
+    assert metrics["server_max_qps"] == metrics["completed_samples_per_sec"]
+    assert metrics["server_target_qps"] == metrics["settings"]["user_conf"]["target_qps"]
+    assert metrics["server_max_qps"] != metrics["server_target_qps"]

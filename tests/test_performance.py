@@ -3,42 +3,20 @@ on the tiny study (real runs)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
-from tests import tinystudy
-from tests.test_workflow import snakemake
+from reproscope.report.compare import OUTCOMES
 
 pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
-    root = tmp_path_factory.mktemp("performance")
-    tinystudy.build(
-        root,
-        batch_sizes=(1, 2),
-        scenarios=["FixedBatch", "SingleStream", "MultiStream", "Server", "Offline"],
-        server={
-            "latency_bound_ms": 20.0,
-            "latency_percentile": 0.9,
-            "workers": 1,
-            "max_batch": 2,
-            "max_wait_ms": 0.5,
-            "search_steps": 1,
-        },
-        repeats=2,
-        timing={
-            "warmup": 1,
-            "min_duration_s": 0.2,
-            "min_queries": 5,
-            "max_duration_s": 2,
-            "target_ci_rel": 0.02,
-        },
-    )
-    result = snakemake(root)
-    assert result.returncode == 0, result.stderr[-4000:]
+def runs(performance_study: Path) -> pd.DataFrame:
+    root = performance_study  # tests/conftest.py: the study with every scenario, 2 rounds
     for plot in ("latency_breakdown.png", "latency_throughput.png"):
         assert (root / "results" / "plots" / plot).stat().st_size > 1000
     summary = root / "results" / "summary"
@@ -79,10 +57,10 @@ def test_statistics_and_stopping_rule(runs: pd.DataFrame) -> None:
 
 
 def test_percentiles_only_where_estimable(runs: pd.DataFrame) -> None:
-    for row in runs.itertuples():
-        for pct, needed in ((90, 29), (99, 299)):
+    for row in runs[runs["scenario"] != "Offline"].itertuples():  # Offline: one query,
+        for pct, needed in ((90, 29), (99, 299)):  # its percentiles from its samples
             value = getattr(row, f"latency_ms_p{pct}")
-            if row.n_iterations >= needed and row.scenario != "Offline":
+            if row.n_iterations >= needed:
                 assert float(value) >= row.latency_ms_p50
             elif isinstance(value, str):
                 assert value.startswith(f"not estimable, needs {needed} queries")
@@ -93,21 +71,38 @@ def test_loadgen_results_logs_and_settings(runs: pd.DataFrame) -> None:
     assert mlperf["loadgen_validity"].isin(["VALID", "INVALID"]).all()
     invalid = mlperf[mlperf["loadgen_validity"] == "INVALID"]
     assert invalid["loadgen_invalid_reason"].notna().all()
-    assert mlperf["loadgen_settings"].str.contains("min_duration_ms").all()
+    assert mlperf["loadgen_settings"].str.contains('"min_duration": 200').all()  # user.conf
+    # the short profile's durations, LoadGen's demoted log thread and the unnamed
+    # benchmark are deviations from MLPerf's rules, named in every row
+    for deviation in ("min_duration_ms=200 (mlperf.conf: ", "SCHED_IDLE", "no mlperf_benchmark"):
+        assert mlperf["deviations"].str.contains(deviation, regex=False).all()
+    assert (mlperf["performance_sample_count"] == mlperf["performance_sample_count"].max()).all()
     single = mlperf[mlperf["scenario"] == "SingleStream"]
     assert single["early_stopping_p90_ms"].notna().all()
+    offline = mlperf[mlperf["scenario"] == "Offline"]
+    assert (offline["samples_per_query"] >= offline["batch_size"]).all()
     summaries = list((pytest.root / "results" / "timing").rglob("mlperf_log_summary.txt"))
     details = list((pytest.root / "results" / "timing").rglob("mlperf_log_detail.txt"))
     assert len(summaries) == len(details) >= len(mlperf)
 
 
-def test_server_rate_is_never_a_search_bound(runs: pd.DataFrame) -> None:
+def test_server_figure_is_a_confirmed_completed_rate(runs: pd.DataFrame) -> None:
+    """The Server figure is LoadGen's completed samples/s of a VALID confirmation run at
+    (or stepped down from) the highest VALID rate the search found, never a search bound;
+    the rate asked for has its own column."""
     server = runs[runs["scenario"] == "Server"]
-    assert (server["server_max_qps"] > 0).all()
-    for row in server.itertuples():
+    confirmed = server[server["server_max_qps"] > 0]
+    assert len(confirmed) >= len(server) / 2
+    for row in confirmed.itertuples():
         low, high = map(float, row.server_bracket_qps.split())
-        assert row.server_max_qps == pytest.approx(low, rel=1e-3) and low < high
-    assert (server["loadgen_validity"] == "VALID").all()
+        assert low < high and row.server_target_qps <= low * 1.001  # bracket: 4 digits
+        assert row.server_max_qps == pytest.approx(row.throughput_ips)
+        assert row.server_max_qps != row.server_target_qps
+    assert (confirmed["loadgen_validity"] == "VALID").all()
+    # on a loaded machine a tiny model's peak may not hold: the row says so, with no figure
+    unconfirmed = server[server["server_max_qps"].isna()]
+    for reason in unconfirmed["server_search_reason"]:
+        assert "no confirmation run" in reason
     assert server["sut"].str.contains("dynamic batching").all()
 
 
@@ -118,7 +113,9 @@ def test_comparisons_cover_every_pair(runs: pd.DataFrame) -> None:
     assert (comparisons["rounds"] == 2).all()
     assert (comparisons["ci95_low"] <= comparisons["ratio_b_over_a"]).all()
     assert (comparisons["ratio_b_over_a"] <= comparisons["ci95_high"]).all()
-    assert comparisons["verdict"].isin(["faster", "slower", "no significant difference"]).all()
+    assert comparisons["verdict"].isin(OUTCOMES).all()
+    assert comparisons["p_value"].between(0.0, 1.0).all()
+    assert (comparisons["p_value_holm"] >= comparisons["p_value"]).all()
 
 
 def test_breakdown_on_cpu_has_zero_copies(runs: pd.DataFrame) -> None:
@@ -141,7 +138,9 @@ def test_threads_and_operation_counts_are_recorded(runs: pd.DataFrame) -> None:
         rows = runs[runs["scenario"] == scenario]
         assert (rows["achieved_gflops"] > 0).all()
         assert (rows["peak_gflops"] > 0).all() and rows["peak_method"].str.contains("GEMM").all()
-        assert (rows["peak_fraction"] > 0).all()
+        # the roofline of the measured limits (limits.csv): a share, never above 1
+        assert rows["roofline_share"].between(0, 1, inclusive="right").all()
+        assert (rows["roofline_status"] == "within measured limit").all()
 
 
 def test_repeats_table(runs: pd.DataFrame) -> None:

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from tests import tinystudy
-from tests.test_workflow import planned_jobs
+from tests.test_workflow import planned, planned_jobs
 
 pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
@@ -88,9 +88,8 @@ def test_edited_preprocessing_without_metadata_is_replanned(finished: Path, tmp_
     # paired (both manifests are one model: one comparison group, one round job per round).
     assert jobs["preprocess"] == 1 and jobs["accuracy"] == 1 and jobs["latency_round_local"] == 1
     assert jobs["aggregate"] == 1 and "convert_model" not in jobs
-    listing = result.stdout.split("Job stats:")[0].split("\nrule ")
-    planned = "".join(b for b in listing if not b.startswith("latency_round_local"))
-    assert "inference/local/tiny-pytorch" not in planned
+    manifests = {w.get("manifest") for _, w in planned(result)} - {None}
+    assert manifests == {"tiny-onnx"}, manifests
 
 
 def test_stale_result_is_refused_at_aggregation(finished: Path, tmp_path: Path) -> None:

@@ -1,6 +1,9 @@
 """A configuration compared with itself: the same environment file under two environment
-names, one manifest, measured in interleaved rounds, gives `no significant difference` at
-every scenario and batch size, in each of several runs."""
+names, one manifest, measured in interleaved rounds, never reads as a difference beyond the
+margin at any scenario and batch size, in each of several runs. The tiny model's points last
+microseconds, so on a shared machine its 3 rounds rarely make a 90 % CI narrow enough for
+`equivalent`; the default study's self-comparison (config/self-comparison.yaml, 7 rounds of a
+real model) must read `equivalent` (benchmarks/reproduce_verdicts.py --expect equivalent)."""
 
 from __future__ import annotations
 
@@ -18,6 +21,8 @@ import yaml
 from reproscope.acquire.envfile import read_env_file
 from reproscope.acquire.envs import record
 from reproscope.acquire.lockfile import read_lock
+from reproscope.report.compare import FASTER, OUTCOMES, SLOWER
+from reproscope.runtime import integrity
 from tests import tinystudy
 from tests.test_workflow import snakemake
 
@@ -64,6 +69,7 @@ def twin_of_host(root: Path) -> None:
     built = {"lock": read_lock(envs / "host-twin.lock.txt"), "method": "host"}
     built["python"] = str(python)
     (prefix.parent / "lock.json").write_text(json.dumps(record(env, built), sort_keys=True))
+    integrity.record(prefix.parent / "lock.json")  # as build_env records its digest
 
 
 def test_self_comparison_finds_no_difference(tmp_path: Path) -> None:
@@ -96,4 +102,6 @@ def test_self_comparison_finds_no_difference(tmp_path: Path) -> None:
         verdicts.append(table)
     for table in verdicts:
         shown = table[["scenario", "batch_size", "ratio_b_over_a", "ci95_low", "ci95_high"]]
-        assert (table["verdict"] == "no significant difference").all(), shown.to_string()
+        shown = shown.assign(p_value=table["p_value"], verdict=table["verdict"])
+        assert table["verdict"].isin(OUTCOMES).all(), shown.to_string()
+        assert not table["verdict"].isin([FASTER, SLOWER]).any(), shown.to_string()

@@ -60,4 +60,5 @@ def test_sharded_accuracy_equals_unsharded(tmp_path: Path) -> None:
     assert set(tables[0]["comparison"]) == {"published claim on synthetic, other dataset"}
     assert tables[0]["within_tolerance"].isna().all()
     assert set(tables[1]["comparison"]) == {"published claim, same dataset"}
-    assert tables[1]["within_tolerance"].notna().all()
+    # decided against the claim by top1's interval (24 images: undetermined at 20 of 24)
+    assert tables[1]["tolerance_check"].notna().all()

@@ -156,3 +156,83 @@ def test_the_rule_bounds_the_percentile_at_95_percent() -> None:
     true_p90 = -np.log(0.1)
     covered = np.mean([rng.exponential(size=n).max() >= true_p90 for _ in range(4000)])
     assert covered >= 0.94  # 1 - 0.9**29 = 0.953
+
+
+# --- report-side statistics: t tails, Clopper-Pearson, Holm, CSV rounding ----------------
+
+
+def test_t_tail_against_closed_forms() -> None:
+    from reproscope.report.compare import t_sf
+
+    for t in (0.0, 0.5, 1.0, 3.0, 40.0):
+        # 1 degree of freedom is Cauchy; 2 has P(T > t) = (1 - t / sqrt(t^2 + 2)) / 2.
+        assert t_sf(t, 1) == pytest.approx(0.5 - math.atan(t) / math.pi, rel=1e-10)
+        assert t_sf(t, 2) == pytest.approx((1 - t / math.sqrt(t * t + 2)) / 2, rel=1e-10)
+        assert t_sf(-t, 5) == pytest.approx(1.0 - t_sf(t, 5), abs=1e-14)
+    # A tiny tail keeps its relative accuracy (no 1 - (1 - p) cancellation).
+    assert t_sf(1e6, 1) == pytest.approx(1 / (math.pi * 1e6), rel=1e-6)
+    assert t_sf(3.0, 1e6) == pytest.approx(0.5 * math.erfc(3 / math.sqrt(2)), rel=1e-4)  # normal
+
+
+def test_clopper_pearson_known_values_and_coverage() -> None:
+    from reproscope.report.compare import clopper_pearson
+
+    assert clopper_pearson(5, 10) == pytest.approx((0.187086, 0.812914), abs=1e-6)
+    low, high = clopper_pearson(0, 10)
+    assert low == 0.0 and high == pytest.approx(1 - 0.025 ** (1 / 10), rel=1e-9)
+    low, high = clopper_pearson(24, 24)
+    assert high == 1.0 and low == pytest.approx(0.025 ** (1 / 24), rel=1e-9)
+    # 1,000 images at 75 %: about +-2.7 points, far wider than a 0.5-point tolerance.
+    low, high = clopper_pearson(750, 1000)
+    assert 0.72 < low < 0.7225 and 0.776 < high < 0.778
+    # Exact coverage, summed over the binomial: never below 95 % (n = 30).
+    n = 30
+    intervals = [clopper_pearson(k, n) for k in range(n + 1)]
+    for p in np.linspace(0.01, 0.99, 99):
+        pmf = [math.comb(n, k) * p**k * (1 - p) ** (n - k) for k in range(n + 1)]
+        coverage = sum(w for w, (lo, hi) in zip(pmf, intervals, strict=True) if lo <= p <= hi)
+        assert coverage >= 0.95 - 1e-9, (p, coverage)
+    with pytest.raises(ValueError, match="hits"):
+        clopper_pearson(11, 10)
+
+
+def test_holm_by_hand_and_its_family_wise_error() -> None:
+    from reproscope.report.compare import holm
+
+    # sorted 0.005 0.01 0.03 0.04 (m = 4): x4 x3 x2 x1 = 0.02 0.03 0.06 0.04 -> monotone
+    adjusted = holm([0.01, 0.04, 0.03, math.nan, 0.005])
+    assert list(adjusted[[0, 1, 2, 4]]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert math.isnan(adjusted[3])
+    assert list(holm([0.5, 0.9])) == [1.0, 1.0] and holm([]).size == 0
+    # 20 true nulls: some p < 0.05 in about 64 % of studies, some adjusted one in <= 5 %.
+    rng = np.random.default_rng(4)
+    raw = adjusted_hits = 0
+    for _ in range(2000):
+        p = rng.uniform(size=20)
+        raw += bool((p < 0.05).any())
+        adjusted_hits += bool((holm(p) < 0.05).any())
+    assert raw / 2000 > 0.55 and adjusted_hits / 2000 <= 0.06
+
+
+def test_csv_floats_are_rounded_to_meaningful_digits(tmp_path) -> None:
+    import pandas as pd
+
+    from reproscope.report.tables import write_csv
+
+    table = pd.DataFrame(
+        {
+            "delta_top1": [-34.699999999999996, 0.1 + 0.2],
+            "p_value": [1.2345678e-7, 0.0456789],
+            "max_abs_logit_diff": [3.0517578125e-05, 12.3456789],
+            "latency_ms_p50": [1.234567891, math.nan],
+            "wall_s": [1.23456, 2.0],
+            "throughput_ips": [123.4567, 1.0],
+            "n_images": [1000, 24],
+        }
+    )
+    out = tmp_path / "t.csv"
+    write_csv(table, out)
+    assert out.read_text().splitlines()[1:] == [
+        "-34.7,1.23e-07,3.052e-05,1.2346,1.235,123.46,1000",
+        "0.3,0.0457,12.3457,,2.0,1.0,24",
+    ]

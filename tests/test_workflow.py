@@ -58,6 +58,19 @@ def dry_run_edited(
         path.write_text(original)
 
 
+def planned(result: subprocess.CompletedProcess[str]) -> list[tuple[str, dict[str, str]]]:
+    """(rule, wildcards) of every job of a dry run: the job blocks lie between the first
+    and the last 'Job stats:' table."""
+    assert result.returncode == 0, result.stderr[-3000:]
+    found = []
+    for block in result.stdout.rsplit("Job stats:", 1)[0].split("\nrule ")[1:]:
+        rule = block.split(":", 1)[0].strip()
+        line = re.search(r"^\s+wildcards: (.*)$", block, re.M)
+        pairs = line.group(1).split(", ") if line else []
+        found.append((rule, dict(p.split("=", 1) for p in pairs)))
+    return found
+
+
 def planned_jobs(result: subprocess.CompletedProcess[str]) -> dict[str, int]:
     """Job counts by rule from a dry run's 'Job stats' table."""
     table = result.stdout.split("Job stats:")[-1]
@@ -118,9 +131,8 @@ def test_preprocessing_edit_reruns_only_that_model(study: Path) -> None:
     # The group's timing round re-runs whole: its configurations are measured together,
     # paired (both manifests are one model: one comparison group, one round job per round).
     assert jobs["preprocess"] == 1 and jobs["accuracy"] == 1 and jobs["latency_round_local"] == 1
-    listing = result.stdout.split("Job stats:")[0].split("\nrule ")
-    others = [block for block in listing if not block.startswith("latency_round_local")]
-    assert "tiny-pytorch" not in "".join(others).replace("tiny-pytorch/model.pt", "")
+    manifests = {w.get("manifest") for _, w in planned(result)} - {None}
+    assert manifests == {"tiny-onnx"}, manifests
     assert "convert_model" not in jobs
 
 

@@ -98,7 +98,11 @@ def _kind(mode: int) -> str:
 def load_yaml(path: str | Path, max_bytes: int = MAX_YAML_BYTES) -> Any:
     """Read a YAML file that a user wrote; every failure names the file."""
     path = Path(path)
-    raw = read_capped(path, max_bytes)
+    return parse_bytes(read_capped(path, max_bytes), path)
+
+
+def parse_bytes(raw: bytes, path: str | Path) -> Any:
+    """The data of YAML file bytes (read with read_capped), checked as load_yaml checks."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from reproscope.runtime.atomic import remove_tree
+from reproscope.runtime.atomic import remove_tree, write_text
 from reproscope.runtime.cache import CHUNK_IMAGES
 from reproscope.runtime.digests import sha256_file
 
@@ -102,9 +101,8 @@ def write_cache(
         "images_per_s": len(items) / wall if wall > 0 else None,
         "workers": workers,
     }
-    tmp = index_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(index, indent=1))
-    os.replace(tmp, index_path)
+    # Written last and whole: the chunks' digests are what every read checks against.
+    write_text(index_path, json.dumps(index, indent=1))
     return index
 
 

@@ -139,6 +139,7 @@ def _config_fields(
         architecture=study.architecture_job(m.name, env),
         unsafe_pickle=study.unsafe_pickle(m.name),
         top_k=m.outputs["top_k"],
+        mlperf_benchmark=m.data.get("mlperf_benchmark"),
     )
 
 
@@ -217,7 +218,7 @@ def conversion_job(study: Study, name: str) -> ConversionJob:
     source = study.manifest(derived["from"])
     return ConversionJob(
         converter=derived["converter"],
-        opset=derived.get("opset", 17),
+        opset=derived.get("opset", 18),
         source=artifact_of(study, source.name),
         output=artifact_of(study, name),
         architecture=study.architecture_job(source.name, study.converter_env_of(name)),

@@ -10,10 +10,11 @@ from typing import Any
 
 from reproscope.acquire.preprocess import antialias_problem
 from reproscope.errors import InputError, InputErrors
+from reproscope.plan.parse_cache import ParseCache
 from reproscope.plan.schema import validate
 from reproscope.runtime.entrypoints import BUILDERS, check_builder_args, check_entry_point
 from reproscope.runtime.runners import FRAMEWORKS
-from reproscope.yamlio import is_kind, load_yaml, read_capped
+from reproscope.yamlio import is_kind, parse_bytes, read_capped
 
 ARTIFACT_SUFFIX = {facts.format: facts.suffix for facts in FRAMEWORKS.values()}
 MAX_LABELS_BYTES = 10_000_000
@@ -61,10 +62,27 @@ class Manifest:
         return self.path.parent / self.outputs["labels"]["file"]
 
 
-def load_manifest(path: str | Path) -> Manifest:
-    """Read and validate one manifest; raise InputErrors naming the file and fields."""
+def load_manifest(path: str | Path, parsed: ParseCache | None = None) -> Manifest:
+    """Read and validate one manifest; raise InputErrors naming the file and fields.
+
+    With a parse cache, a manifest whose bytes were parsed and schema-checked before by
+    the same code is taken from it; the checks that read other files always run."""
     path = Path(path)
-    data = load_yaml(path)
+    raw = read_capped(path)
+    data = parsed.get(raw) if parsed is not None else None
+    if data is None:
+        data = _parse_and_validate(raw, path)
+        if parsed is not None:
+            parsed.put(raw, data)
+    manifest = Manifest(path=path, data=data)
+    errors = semantic_errors(manifest)
+    if errors:
+        raise InputErrors(errors)
+    return manifest
+
+
+def _parse_and_validate(raw: bytes, path: Path) -> dict[str, Any]:
+    data = parse_bytes(raw, path)
     if not isinstance(data, dict):
         raise InputError(
             path,
@@ -73,11 +91,7 @@ def load_manifest(path: str | Path) -> Manifest:
             "write 'field: value' lines, like the manifests in manifests/",
         )
     validate(data, "manifest", path)
-    manifest = Manifest(path=path, data=data)
-    errors = semantic_errors(manifest)
-    if errors:
-        raise InputErrors(errors)
-    return manifest
+    return data
 
 
 def semantic_errors(m: Manifest, strict_labels: bool = True) -> list[InputError]:
@@ -281,7 +295,7 @@ def read_label_list(path: Path) -> list[str]:
     return label_lines(path.read_text())
 
 
-def load_manifests(directory: str | Path) -> dict[str, Manifest]:
+def load_manifests(directory: str | Path, parsed: ParseCache | None = None) -> dict[str, Manifest]:
     """Every *.yaml manifest in directory, by name; all errors reported together."""
     directory = Path(directory)
     if not is_kind(directory, "dir"):
@@ -291,7 +305,7 @@ def load_manifests(directory: str | Path) -> dict[str, Manifest]:
     errors: list[InputError] = []
     for path in sorted(directory.glob("*.yaml")):
         try:
-            manifest = load_manifest(path)
+            manifest = load_manifest(path, parsed)
         except InputErrors as exc:
             errors.extend(exc.errors)
             continue

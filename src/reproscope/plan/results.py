@@ -17,6 +17,8 @@ from reproscope.runtime.jobs import InferenceJob, digest
 #: The job-table column that names a timing configuration's comparison group (its model:
 #: reproscope.plan.jobs.timing_group).
 GROUP = "model"
+#: The job-table kinds of variant rows; each has its own table (compare_variants).
+VARIANT_KINDS = ("ablation", "diagnosis")
 
 
 def table_rows(rows: pd.DataFrame, *columns: str) -> Iterator[tuple[Any, ...]]:
@@ -54,10 +56,10 @@ class Results:
         self.jobs: dict[str, InferenceJob] = {job.result_out: job for job in jobs.table_jobs(study)}
         self.latency_rows = table[table["mode"] == "latency"] if len(table) else table
         self.accuracy = self.accuracy_of(("study",))
-        self.variants = self.accuracy_of(("ablation", "diagnosis"))
-        # What compare_variants reads besides the variants: their bases' results only, so
-        # that adding or editing another model leaves the variant tables untouched.
-        self.variant_bases: list[str] = sorted({v["base"] for v in study.variants.values()})
+        self.variants = self.accuracy_of(VARIANT_KINDS)
+        self._variant_kinds = {name: v["kind"] for name, v in study.variants.items()}
+        self._bases = {name: v["base"] for name, v in study.variants.items()}
+        self.variant_bases: list[str] = self.bases_of(*VARIANT_KINDS)
         self.base_accuracy = self.accuracy_of(("study",), self.variant_bases)
         self.latency = result_paths(self.latency_rows)
         # The rounds' folders (one per system, comparison group and round): what consumers
@@ -82,6 +84,16 @@ class Results:
         if manifests is not None:
             chosen &= table["manifest"].isin(list(manifests))
         return result_paths(table[chosen])
+
+    def bases_of(self, *kinds: str) -> list[str]:
+        """The manifests that variants of kinds (ablation, diagnosis) change."""
+        return sorted({self._bases[n] for n, k in self._variant_kinds.items() if k in kinds})
+
+    def variant_tables(self, kind: str) -> tuple[list[str], list[str]]:
+        """What the table of one kind of variant reads: its variants' results and its bases'
+        results only, so that an edit of another model, or of the other kind's base, leaves
+        it untouched."""
+        return self.accuracy_of((kind,)), self.accuracy_of(("study",), self.bases_of(kind))
 
     def digests(self, results: Iterable[str]) -> dict[str, str]:
         """result path -> digest of its current job; aggregation refuses any other."""

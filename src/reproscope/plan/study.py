@@ -19,15 +19,13 @@ from reproscope.acquire.preprocess import geometric_spec, spec_hash
 from reproscope.errors import InputError, InputErrors
 from reproscope.plan.ablation import apply_overrides, diagnosis_candidates, field_of, variant_name
 from reproscope.plan.manifest import Manifest, load_manifests, semantic_errors, url_errors
+from reproscope.plan.parse_cache import ParseCache
 from reproscope.plan.schema import validate
 from reproscope.runtime.entrypoints import BUILDERS, check_entry_point
+from reproscope.runtime.latency import REMEASURE_BUDGET_S
 from reproscope.runtime.runners import FRAMEWORKS
 from reproscope.runtime.scenarios.loadgen import MULTI_STREAM_SAMPLES
-from reproscope.runtime.scenarios.server_search import (
-    SERVER_ATTEMPTS,
-    SERVER_MAX_TRIALS,
-    server_min_duration_s,
-)
+from reproscope.runtime.scenarios.server_search import server_point_max_s
 from reproscope.yamlio import check_values, is_kind
 
 DEFAULT_SYSTEM = {"local": {"devices": ["cpu", "cuda"]}}
@@ -154,11 +152,24 @@ MLPERF_TIMING = {
     "min_queries": 1024,
     "max_duration_s": 7200.0,
     "target_ci_rel": 0.02,
+    # LoadGen points take mlperf.conf's durations and counts, unshortened, and keep LoadGen's
+    # log thread as it is (reproscope.runtime.scenarios.loadgen); Server's search trials
+    # stay short, its confirmation run does not.
+    "profile": "mlperf",
+    "server_trial_max_s": 60.0,
+    "server_search_budget_s": 1800.0,
 }
 
 
-def load_study(config: dict[str, Any], config_file: str, gpu_present: bool = False) -> Study:
-    """Validate the config, manifests and environment files; expand the job table."""
+def load_study(
+    config: dict[str, Any],
+    config_file: str,
+    gpu_present: bool = False,
+    parsed: ParseCache | None = None,
+) -> Study:
+    """Validate the config, manifests and environment files; expand the job table.
+
+    parsed: manifests checked before, by content (the workflow passes layout.parse_cache)."""
     check_values(config, config_file)  # --config overrides never passed load_yaml
     validate(config, "config", config_file)
     if config.get("timing_profile") == "mlperf":
@@ -177,7 +188,7 @@ def load_study(config: dict[str, Any], config_file: str, gpu_present: bool = Fal
                 )
             ]
         )
-    manifests = load_manifests(config["manifests"])
+    manifests = load_manifests(config["manifests"], parsed)
     errors: list[InputError] = []
     envs: dict[str, EnvFile] = {}
     for name, path in config["environments"].items():
@@ -874,13 +885,15 @@ CONFIG_START_S = 60.0
 
 def round_runtime_minutes(settings: dict[str, Any], n_configs: int) -> int:
     """A round job's time limit (SLURM's --time): every point of every configuration at
-    its time cap, doubled for warm-up and breakdown, a Server search at its trial cap."""
+    its time cap, doubled for warm-up and breakdown, a Server point at its search budget
+    and confirmation runs."""
     cap = float(settings["timing"]["max_duration_s"])
-    bound_ms = float((settings.get("server") or {}).get("latency_bound_ms", 0.0))
-    server_run = SERVER_MAX_TRIALS * SERVER_ATTEMPTS * max(cap, server_min_duration_s(bound_ms))
+    server_run = server_point_max_s(settings["timing"])
     per_config = CONFIG_START_S + sum(
         2 * (server_run if scenario == "Server" else cap) for scenario, _ in timing_points(settings)
     )
+    # re-measurement of disturbed points (reproscope.runtime.latency), within its budget
+    per_config += float(settings["timing"].get("remeasure_budget_s", REMEASURE_BUDGET_S))
     return max(10, math.ceil(n_configs * per_config / 60))
 
 

@@ -59,11 +59,12 @@ def manifest_summaries(study: Study, names: Iterable[str]) -> dict[str, dict[str
     }
 
 
-def variant_summaries(study: Study) -> dict[str, dict[str, Any]]:
-    """Each variant's base, kind, changed field and overrides."""
+def variant_summaries(study: Study, kind: str | None = None) -> dict[str, dict[str, Any]]:
+    """Each variant's base, kind, changed field and overrides (of one kind where named)."""
     return {
         name: {k: v[k] for k in ("base", "kind", "field", "overrides")}
         for name, v in study.variants.items()
+        if kind in (None, v["kind"])
     }
 
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
+from typing import Any
 
-from reproscope.plan.study import Study
+from reproscope.plan.study import Study, timing_points
 from reproscope.runtime import layout
+from reproscope.runtime.limits import GEMM_BUDGET_S
+
+FULL_BUDGET_AT_S = 0.25
 
 
 def names_regex(names: Iterable[str]) -> str:
@@ -35,6 +40,51 @@ def flops_files(study: Study) -> list[str]:
     return sorted(found.values())
 
 
+def limits_points(study: Study) -> list[tuple[str, str]]:
+    """(system, device) of every timing job: each gets one limits job."""
+    jobs = study.jobs
+    if not len(jobs):
+        return []
+    timed = jobs[jobs["mode"] == "latency"]
+    return sorted(set(zip(timed["system"], timed["device"], strict=True)))
+
+
+def limits_plan(study: Study, system: str, device: str) -> dict[str, Any]:
+    """What a system and device's limits job measures: the thread counts (the system's and,
+    on the CPU, 1), each environment its timing jobs use with their frameworks, on CUDA the
+    bytes of one input batch at each of the study's batch sizes (its largest input), and
+    the GEMM sweeps' time budget: reproscope.runtime.limits.GEMM_BUDGET_S for a study
+    whose points last FULL_BUDGET_AT_S or more (timing.min_duration_s), less in proportion."""
+    jobs = study.jobs
+    timed = jobs[
+        (jobs["mode"] == "latency") & (jobs["system"] == system) & (jobs["device"] == device)
+    ]
+    envs: dict[str, list[str]] = {}
+    for env, framework in sorted(set(zip(timed["env"], timed["framework"], strict=True))):
+        envs.setdefault(env, []).append(framework)
+    threads = study.threads_of(system)
+    image_bytes = max(
+        (_input_bytes(study.manifest(name).inputs) for name in set(timed["manifest"])), default=0
+    )
+    sizes = sorted({bs for _, bs in timing_points(study.settings)})
+    # A quick study (points of a few tens of ms) gets quick limits too.
+    quick = min(1.0, study.settings["timing"]["min_duration_s"] / FULL_BUDGET_AT_S)
+    return {
+        "system": system,
+        "device": device,
+        "budget_s": GEMM_BUDGET_S * quick,
+        # on CUDA the host's thread count does not bound the device's GEMM
+        "threads": sorted({threads, 1}, reverse=True) if device == "cpu" else [threads],
+        "envs": envs,
+        "transfer_bytes": [bs * image_bytes for bs in sizes] if device == "cuda" else [],
+    }
+
+
+def _input_bytes(inputs: dict[str, Any]) -> int:
+    """One image's input tensor: 3 channels of the manifest's size in its dtype."""
+    return 3 * math.prod(inputs["size"]) * {"float32": 4, "float16": 2}[inputs["dtype"]]
+
+
 def all_outputs(study: Study) -> list[str]:
     """The study's tables and plots: the workflow's default target."""
     variants = [
@@ -47,9 +97,16 @@ def all_outputs(study: Study) -> list[str]:
         *map(layout.summary, ("runs.csv", "accuracy.csv", "agreement.csv")),
         *map(layout.summary, ("repeats.csv", "environments.csv", "comparisons.csv")),
         layout.summary("system_ranking.csv"),
+        layout.summary("limits.csv"),
         layout.plot("system_ranking.png"),
+        layout.plot("comparisons_forest.png"),
         layout.plot("latency_throughput.png"),
         layout.plot("accuracy_vs_claim.png"),
         layout.plot("latency_breakdown.png"),
+        *(
+            [layout.server_latency_plot()]
+            if "Server" in study.settings.get("scenarios", [])
+            else []
+        ),
         *(variants if study.variants else []),
     ]

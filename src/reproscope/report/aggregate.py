@@ -16,11 +16,15 @@ from reproscope.report.compare import (
     MIN_EFFECT,
     PAIRED,
     UNPAIRED,
-    ratio_ci,
-    verdict,
-    welch_ratio_ci,
+    clopper_pearson,
+    holm,
+    outcome,
+    paired_test,
+    welch_test,
 )
+from reproscope.report.tables import rounded  # noqa: F401 (its former home: report.cli)
 from reproscope.runtime import layout
+from reproscope.runtime.rounds import SCENARIO_METRIC  # each scenario's figure
 from reproscope.runtime.stats import trusted_percentile
 
 RUN_STATS = [
@@ -155,12 +159,33 @@ def runs_table(latency_files: list[str], flops_files: list[str] = ()) -> pd.Data
             stopped_by=metrics.get("stopped_by"),
             noisy=noise.get("noisy"),
             noise_reason=noise.get("noise_reason"),
+            # settings of the timing process known to add noise (runtime.fingerprint)
+            system_warnings="; ".join(record.get("fingerprint", {}).get("system_warnings") or [])
+            or None,
             steal_share=noise.get("steal_share"),
             calibration_drift=noise.get("calibration_drift"),
+            other_cpu_share=noise.get("other_cpu_share"),
+            # re-measurement (reproscope.runtime.latency): attempts made, the one counted,
+            # why the first was disturbed, and what still disturbed the counted one
+            attempts=len(metrics["attempts"]) if "attempts" in metrics else None,
+            counted_attempt=metrics.get("counted_attempt"),
+            remeasured_because="; ".join(metrics["attempts"][0]["disturbed_reasons"])
+            if len(metrics.get("attempts", ())) > 1
+            else None,
+            disturbed_reasons="; ".join(metrics.get("disturbed_reasons") or []) or None,
+            remeasure_stopped=metrics.get("remeasure_stopped"),
             huge_pages=record.get("memory", {}).get("huge_pages"),
             thp_mode=record.get("memory", {}).get("thp_mode"),
             cpu_set=" ".join(map(str, record.get("fingerprint", {}).get("cpu_set") or [])),
+            # LoadGen's completed samples/s of a VALID confirmation run, and the rate asked
             server_max_qps=metrics.get("server_max_qps"),
+            server_target_qps=metrics.get("server_target_qps"),
+            server_search_reason=metrics.get("server_search_reason"),
+            mlperf_benchmark=metrics.get("mlperf_benchmark"),
+            performance_sample_count=metrics.get("performance_sample_count"),
+            samples_per_query=metrics.get("samples_per_query"),
+            # every setting that departs from how an MLPerf submission runs
+            deviations="; ".join(metrics["deviations"]) if "deviations" in metrics else None,
             server_bracket_qps=" ".join(f"{v:.4g}" for v in metrics["server_bracket_qps"] if v)
             if metrics.get("server_bracket_qps")
             else None,
@@ -179,6 +204,7 @@ def runs_table(latency_files: list[str], flops_files: list[str] = ()) -> pd.Data
             gpu_utilisation_pct=gpu.get("utilisation_mean_pct"),
             gpu_power_mean_w=gpu.get("power_mean_w"),
             energy_per_inference_j=gpu.get("energy_per_inference_j"),
+            energy_method=gpu.get("energy_method"),
         )
         per_image = _flops_for(flops, record)
         throughput = metrics.get("throughput_ips")
@@ -188,7 +214,6 @@ def runs_table(latency_files: list[str], flops_files: list[str] = ()) -> pd.Data
             flops_per_image=per_image,
             achieved_gflops=achieved,
             peak_gflops=peak,
-            peak_fraction=achieved / peak if achieved and peak else None,
             peak_method=record.get("fingerprint", {}).get("peak_method"),
         )
         rows.append(row)
@@ -294,14 +319,6 @@ def environments_table(comparisons: pd.DataFrame, agreement: pd.DataFrame) -> pd
     return pd.DataFrame(rows, columns=columns)
 
 
-#: What each scenario's comparison compares, and whether lower is better.
-SCENARIO_METRIC = {
-    "FixedBatch": ("p50_ms", True),
-    "SingleStream": ("p50_ms", True),
-    "MultiStream": ("p50_ms", True),
-    "Offline": ("throughput_ips", False),
-    "Server": ("server_max_qps", False),
-}
 CONFIG = ["model", "manifest", "framework", "env", "device", "system"]
 
 
@@ -324,8 +341,8 @@ def comparisons_table(latency_files: list[str], min_effect: float = MIN_EFFECT) 
     """Every pair the study compares, at each scenario and batch size: the ratio B/A of
     their medians over paired rounds (the same comparison group on one system) or, between
     groups, unpaired (Welch on the logs of the per-round figures; ``pairing`` says which),
-    its 95 % CI and a verdict that claims no difference smaller than ``min_effect`` (see
-    reproscope.report.compare)."""
+    its 95 % and 90 % CIs, its p-value and Holm's adjustment of it over every row, and the
+    outcome against the margin ``min_effect`` (see reproscope.report.compare)."""
     measured: dict[tuple, dict[int, float]] = {}
     configs: dict[tuple, dict[str, Any]] = {}
     groups: dict[tuple, tuple[str, str]] = {}  # (system, comparison group) of each
@@ -356,10 +373,10 @@ def comparisons_table(latency_files: list[str], min_effect: float = MIN_EFFECT) 
         metric, lower_is_better = SCENARIO_METRIC[scenario]
         if paired:
             sides = [[measured[key][r] for r in rounds] for key in (key_a, key_b)]
-            ratio, low, high = ratio_ci(*sides)
+            test = paired_test(*sides)
         else:
             sides = [list(measured[key].values()) for key in (key_a, key_b)]
-            ratio, low, high = welch_ratio_ci(*sides)
+            test = welch_test(*sides)
         rows.append(
             {
                 "kind": kind,
@@ -372,11 +389,14 @@ def comparisons_table(latency_files: list[str], min_effect: float = MIN_EFFECT) 
                 "rounds": min(len(side) for side in sides),
                 "value_a": float(np.median(sides[0])),
                 "value_b": float(np.median(sides[1])),
-                "ratio_b_over_a": ratio,
-                "ci95_low": low,
-                "ci95_high": high,
+                "ratio_b_over_a": test.ratio,
+                "ci95_low": test.ci95[0],
+                "ci95_high": test.ci95[1],
+                "ci90_low": test.ci90[0],
+                "ci90_high": test.ci90[1],
+                "p_value": test.p_value,
                 "min_effect": min_effect,
-                "verdict": verdict(ratio, low, high, lower_is_better, min_effect),
+                "verdict": outcome(test, lower_is_better, min_effect),
             }
         )
     columns = [
@@ -392,28 +412,16 @@ def comparisons_table(latency_files: list[str], min_effect: float = MIN_EFFECT) 
         "ratio_b_over_a",
         "ci95_low",
         "ci95_high",
+        "ci90_low",
+        "ci90_high",
+        "p_value",
+        "p_value_holm",
         "min_effect",
         "verdict",
     ]
-    return pd.DataFrame(rows, columns=columns)
-
-
-#: Decimals kept in the CSVs, by column-name ending: latencies were timed in ns (kept to
-#: 0.1 us), rates and GFLOP/s to 2 decimals, everything else (ratios, shares, %) to 4.
-_DECIMALS = (("_ms", 4), ("_s", 3), ("_ips", 2), ("_qps", 2), ("_gflops", 2), ("_mb", 1))
-
-
-def rounded(table: pd.DataFrame) -> pd.DataFrame:
-    """Floats rounded to what was measured (no -0.29999999999999716 in a CSV)."""
-    out = table.copy()
-    for column in out.columns:
-        if out[column].dtype.kind != "f":
-            continue
-        decimals = next((d for end, d in _DECIMALS if column.endswith(end)), 4)
-        if column.startswith("latency_ms_"):
-            decimals = 4
-        out[column] = out[column].round(decimals)
-    return out
+    table = pd.DataFrame(rows, columns=columns)
+    table["p_value_holm"] = holm(table["p_value"].to_numpy(dtype=float))
+    return table
 
 
 def expected_indices(
@@ -488,6 +496,7 @@ def accuracy_table(
             "n_images": None,
             "top1": None,
             "top5": None,
+            **dict.fromkeys(ACCURACY_CI),
             "claimed_top1": claim["top1"],
             "claim_dataset": claim["dataset"],
             "claim_source": claim["source"],
@@ -495,6 +504,7 @@ def accuracy_table(
             "delta_top1": None,
             "tolerance": claim.get("tolerance"),
             "within_tolerance": None,
+            "tolerance_check": None,
             "status": record["status"],
             "reason": record["reason"],
         }
@@ -503,13 +513,37 @@ def accuracy_table(
             row["n_images"] = len(top1_hits)
             row["top1"] = 100.0 * top1_hits.mean()
             row["top5"] = 100.0 * top5_hits.mean()
+            for k, hits in (("top1", top1_hits), ("top5", top5_hits)):
+                low, high = clopper_pearson(int(hits.sum()), len(hits))
+                row[f"{k}_ci95_low"], row[f"{k}_ci95_high"] = 100.0 * low, 100.0 * high
             row["delta_top1"] = row["top1"] - claim["top1"]
             if claim.get("tolerance") is not None and claim["dataset"] == index["dataset"]:
-                row["within_tolerance"] = abs(row["delta_top1"]) <= claim["tolerance"]
+                row["within_tolerance"], row["tolerance_check"] = tolerance_check(
+                    row["top1_ci95_low"], row["top1_ci95_high"], claim["top1"], claim["tolerance"]
+                )
         rows.append(row)
     return _ordered(
         pd.DataFrame(rows), ACCURACY_FIRST, by=["model", "framework", "env", "device", "system"]
     )
+
+
+#: The 95 % Clopper-Pearson interval of each accuracy, in %.
+ACCURACY_CI = ["top1_ci95_low", "top1_ci95_high", "top5_ci95_low", "top5_ci95_high"]
+
+
+def tolerance_check(
+    low: float, high: float, claimed: float, tolerance: float
+) -> tuple[bool | None, str]:
+    """``within_tolerance`` and how it was decided: the measured top-1's 95 % interval
+    ``[low, high]`` against the band ``claimed +- tolerance``. Inside it: True; wholly
+    outside it: False (the claim is missed by more than its tolerance); overlapping its
+    edge: None, the images cannot tell (1,000 images give about +-2.7 points)."""
+    band = f"claim {claimed:g} +- {tolerance:g}"
+    if claimed - tolerance <= low and high <= claimed + tolerance:
+        return True, f"95 % CI of top1 inside {band}"
+    if high < claimed - tolerance or low > claimed + tolerance:
+        return False, f"95 % CI of top1 outside {band}"
+    return None, f"undetermined: 95 % CI of top1 overlaps the edge of {band}"
 
 
 NOT_APPLICABLE = "not applicable: random weights (source.random_init), performance only"
@@ -526,11 +560,15 @@ def _not_applicable(
         "dataset_digest": index["content_digest"],
         "n_images": len(np.load(layout.topk_of(path))) if record["status"] == "ok" else None,
         **dict.fromkeys(
-            ["top1", "top5", "claimed_top1", "claim_dataset", "delta_top1", "tolerance"]
+            [
+                *("top1", "top5", *ACCURACY_CI),
+                *("claimed_top1", "claim_dataset", "delta_top1", "tolerance"),
+            ]
         ),
         "claim_source": NOT_APPLICABLE,
         "comparison": NOT_APPLICABLE,
         "within_tolerance": None,
+        "tolerance_check": None,
         "status": record["status"],
         "reason": record["reason"],
     }
@@ -554,6 +592,8 @@ def agreement_table(accuracy_files: list[str]) -> pd.DataFrame:
         rows.append(
             {
                 "model": job_a["model"],
+                "manifest_a": job_a["manifest"],
+                "manifest_b": job_b["manifest"],
                 "framework_a": job_a["framework"],
                 "framework_b": job_b["framework"],
                 "env_a": job_a["env"],
@@ -580,6 +620,8 @@ def agreement_table(accuracy_files: list[str]) -> pd.DataFrame:
         )
     columns = [
         "model",
+        "manifest_a",
+        "manifest_b",
         "framework_a",
         "framework_b",
         "env_a",

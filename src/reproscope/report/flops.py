@@ -1,4 +1,4 @@
-"""Static FLOP counts of ONNX models, and a CPU's theoretical peak. Env-side: numpy + onnx.
+"""Static FLOP and byte counts of ONNX models, and a CPU's theoretical peak. Env-side: numpy + onnx.
 
 ``onnx`` is imported inside :func:`onnx_flops`, so importing this module needs only the
 standard library.
@@ -169,6 +169,58 @@ def _shape_table(model: Any) -> dict[str, tuple[int, ...] | None]:
     return table
 
 
+def _itemsizes(model: Any) -> dict[str, int]:
+    """Name -> bytes per element of every typed tensor (initializers and value infos)."""
+    from onnx import helper
+
+    def size(elem_type: int) -> int:
+        try:
+            return int(helper.tensor_dtype_to_np_dtype(elem_type).itemsize)
+        except (KeyError, TypeError, ValueError):
+            return 0
+
+    table = {t.name: size(t.data_type) for t in model.graph.initializer}
+    for value in [*model.graph.input, *model.graph.value_info, *model.graph.output]:
+        if value.name not in table and value.type.HasField("tensor_type"):
+            table[value.name] = size(value.type.tensor_type.elem_type)
+    return table
+
+
+def _traffic(model: Any, shape: dict[str, Any]) -> dict[str, int]:
+    """Bytes one forward pass moves, counted from the graph (after constant folding):
+    every initializer a node reads, once (``weight_bytes``), and every other tensor each
+    node reads or writes (``activation_bytes``); ``input_bytes`` is the graph's inputs.
+    A tensor whose shape or type is unknown is counted in ``uncounted_tensors``."""
+    itemsize = _itemsizes(model)
+    initializers = {t.name for t in model.graph.initializer} - {v.name for v in model.graph.input}
+
+    def nbytes(name: str) -> int | None:
+        dims = shape.get(name)
+        return None if dims is None or not itemsize.get(name) else math.prod(dims) * itemsize[name]
+
+    weights: set[str] = set()
+    activation = uncounted = 0
+    for node in model.graph.node:
+        for name in [*node.input, *node.output]:
+            if not name:
+                continue
+            if name in initializers:
+                weights.add(name)
+                continue
+            got = nbytes(name)
+            if got is None:
+                uncounted += 1
+            else:
+                activation += got
+    inputs = [v.name for v in model.graph.input if v.name not in initializers]
+    return {
+        "weight_bytes": sum(nbytes(w) or 0 for w in weights),
+        "activation_bytes": activation,
+        "input_bytes": sum(nbytes(i) or 0 for i in inputs),
+        "uncounted_tensors": uncounted,
+    }
+
+
 def _attr(node: Any, name: str, default: Any) -> Any:
     import onnx
 
@@ -278,6 +330,7 @@ def onnx_flops(path: str | os.PathLike[str], batch_size: int = 1) -> dict[str, A
         "uncounted": dict(uncounted),
         "folded_constant_nodes": n_folded,
         "params": params,
+        **_traffic(model, shape),
     }
 
 
@@ -319,45 +372,92 @@ def peak_gflops(
     cpuinfo: str = "/proc/cpuinfo",
     max_freq_file: str = "/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq",
 ) -> float | None:
-    """Theoretical FP32 peak of this CPU in GFLOP/s, or None when it cannot be derived.
+    """Theoretical FP32 peak of this CPU in GFLOP/s, or None when it cannot be derived
+    (:func:`theoretical_peak` says why)."""
+    return theoretical_peak(cores, freq_ghz, fma_units, cpuinfo, max_freq_file, lscpu=None)[0]
+
+
+def _lscpu_max_mhz(text: str) -> float | None:
+    """``CPU max MHz`` from lscpu's output, or None (virtual machines usually omit it)."""
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "CPU max MHz":
+            try:
+                return float(value.strip().replace(",", "."))
+            except ValueError:
+                return None
+    return None
+
+
+def theoretical_peak(
+    cores: int | None = None,
+    freq_ghz: float | None = None,
+    fma_units: int = 2,
+    cpuinfo: str = "/proc/cpuinfo",
+    max_freq_file: str = "/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq",
+    lscpu: str | None = "lscpu",
+) -> tuple[float | None, str]:
+    """(theoretical FP32 peak in GFLOP/s or None, how it was derived or why it was not).
 
     ``peak = cores * freq_GHz * fma_units * lanes * 2`` where ``lanes`` is the FP32 vector
     width of the widest FMA instruction set in the ``/proc/cpuinfo`` flags (16 with
-    ``avx512f``, 8 with ``avx2`` + ``fma``; anything else returns None) and the final 2 counts
+    ``avx512f``, 8 with ``avx2`` + ``fma``; anything else: None) and the final 2 counts
     an FMA as two FLOPs. ``cores`` defaults to the physical cores (distinct ``physical id`` /
     ``core id``) among the CPUs this process may run on (``os.sched_getaffinity``);
-    ``freq_ghz`` defaults to ``cpuinfo_max_freq`` (kHz) from sysfs and, when that file is
-    absent (common in VMs and containers), None is returned rather than guessing from the
-    current ``cpu MHz``. ``fma_units`` (FMA ports per core) cannot be read from cpuinfo: 2 is
-    right for most server cores since Haswell/Skylake-SP Gold, but some AVX-512 parts have 1.
+    ``freq_ghz`` defaults to ``cpuinfo_max_freq`` (kHz) from sysfs, else lscpu's
+    ``CPU max MHz`` (the command ``lscpu``; None: not asked); when neither states it (common
+    in VMs and containers) the peak is None rather than a guess from the current
+    ``cpu MHz``. ``fma_units`` (FMA ports per core) cannot be read from cpuinfo: 2 is right
+    for most server cores since Haswell/Skylake-SP Gold, but some AVX-512 parts have 1.
     It is an upper bound: turbo limits under all-core AVX-512 load are usually lower.
     """
     try:
         with open(cpuinfo) as f:
             blocks = _cpuinfo_blocks(f.read())
-    except OSError:
-        return None
+    except OSError as exc:
+        return None, f"{cpuinfo} cannot be read ({exc.strerror})"
     if not blocks:
-        return None
+        return None, f"{cpuinfo} lists no CPU"
     flags = set(blocks[0].get("flags", "").split())
     if "avx512f" in flags:
-        lanes = 16
+        lanes, isa = 16, "AVX-512"
     elif "avx2" in flags and "fma" in flags:
-        lanes = 8
+        lanes, isa = 8, "AVX2+FMA"
     else:
-        return None
+        return None, f"{cpuinfo} flags state neither avx512f nor avx2 with fma"
     if cores is None:
         try:
             allowed = set(os.sched_getaffinity(0))
         except (AttributeError, OSError):
             allowed = set(range(os.cpu_count() or 0))
         cores = _physical_cores(blocks, allowed)
+    source = "given"
     if freq_ghz is None:
         try:
             with open(max_freq_file) as f:
-                freq_ghz = int(f.read().strip()) / 1e6  # kHz -> GHz
+                freq_ghz, source = int(f.read().strip()) / 1e6, max_freq_file  # kHz -> GHz
         except (OSError, ValueError):
-            return None
+            freq_ghz = None
+    if freq_ghz is None and lscpu:
+        import subprocess
+
+        try:
+            out = subprocess.run([lscpu], capture_output=True, text=True, timeout=10).stdout
+        except (OSError, subprocess.SubprocessError):
+            out = ""
+        mhz = _lscpu_max_mhz(out)
+        if mhz:
+            freq_ghz, source = mhz / 1e3, "lscpu CPU max MHz"
+    if freq_ghz is None:
+        return None, (
+            f"the CPU states no maximum clock ({max_freq_file} absent"
+            + (", lscpu gives no CPU max MHz" if lscpu else "")
+            + "; usual in a virtual machine)"
+        )
     if cores < 1 or freq_ghz <= 0:
-        return None
-    return cores * freq_ghz * fma_units * lanes * 2
+        return None, f"{cores} cores at {freq_ghz} GHz"
+    peak = cores * freq_ghz * fma_units * lanes * 2
+    return peak, (
+        f"{cores} cores x {freq_ghz:.3g} GHz ({source}) x {lanes} FP32 lanes ({isa}) x "
+        f"{fma_units} FMA units x 2"
+    )

@@ -1,4 +1,9 @@
-"""Ablation and diagnosis tables: each variant against its base, image by image."""
+"""Ablation and diagnosis tables: each variant against its base, image by image.
+
+Each variant's exact McNemar test against its base gives ``p_value`` and ``significant``
+(that test alone at 5 %); a study runs many (16 ablations by default), so ``p_value_holm``
+is Holm's adjustment over the variants of one kind (ablations, or diagnosis candidates) and
+``significant_holm`` says whether the change survives it (family-wise error 5 %)."""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ import pandas as pd
 
 from reproscope.plan.ablation import compare_hits, rank_diagnosis
 from reproscope.report.aggregate import claim_for, image_hits
+from reproscope.report.compare import holm
 from reproscope.runtime import layout
 
 DEFAULT_TOLERANCE = 1.0
@@ -27,6 +33,8 @@ ABLATION_COLUMNS = [
     "gained",
     "significant",
     "p_value",
+    "p_value_holm",
+    "significant_holm",
     "kind",
     "field",
     "manifest",
@@ -87,6 +95,11 @@ def variants_table(
         return pd.DataFrame(columns=ABLATION_COLUMNS)
     extra = [c for c in table.columns if c not in ABLATION_COLUMNS]
     table = table.reindex(columns=ABLATION_COLUMNS + extra)
+    adjusted = pd.Series(float("nan"), index=table.index)
+    for _, family in table.groupby("kind"):
+        adjusted[family.index] = holm(family["p_value"].to_numpy(dtype=float))
+    table["p_value_holm"] = adjusted
+    table["significant_holm"] = (adjusted < 0.05).astype(object).where(adjusted.notna())
     return table.sort_values(["kind", "base", "delta_top1", "variant"], ignore_index=True)
 
 

@@ -24,8 +24,8 @@ from reproscope.runtime import memory
 from reproscope.runtime.accuracy import accuracy_pass
 from reproscope.runtime.atomic import write_text
 from reproscope.runtime.cache import Cache
-from reproscope.runtime.digests import env_identity, sha256_file
 from reproscope.runtime.fingerprint import system_fingerprint
+from reproscope.runtime.integrity import Damaged, verified_env_identity, verified_sha256
 from reproscope.runtime.jobs import InferenceJob
 from reproscope.runtime.latency import BREAKDOWN_ITERATIONS, latency_run, measures_breakdown
 from reproscope.runtime.noise import pin_cpus
@@ -44,9 +44,10 @@ def provenance(job: InferenceJob) -> dict[str, Any]:
     )
     found = {
         "fingerprint": fingerprint,
-        "artifact_sha256": sha256_file(job.artifact),
-        "inputs_sha256": Cache(job.inputs).content_sha256(),
-        "env_lock_sha256": env_identity(job.env_lock),
+        # checked against the digests recorded when they were made, before any is used
+        "artifact_sha256": verified_sha256(job.artifact),
+        "inputs_sha256": Cache(job.inputs).content_sha256(),  # again once read (run_job)
+        "env_lock_sha256": verified_env_identity(job.env_lock),
     }
     if job.huge_pages is not None:
         found["memory"] = memory.describe(job.huge_pages)
@@ -75,9 +76,13 @@ def run_job(
             fingerprint.update(peak_gflops=peak["peak_gflops"], peak_method=peak["method"])
         if job.mode == "accuracy":
             record["metrics"] = accuracy_pass(runner, cache, job)
+            record["metrics"]["verify_seconds"] = cache.verify_seconds  # benchmarks/verify_cost.py
         else:
             inputs = finish(cache.first(job.batch_size), job.tensor)
             record["metrics"] = latency_run(runner, inputs, job)
+        record["inputs_sha256"] = cache.content_sha256()  # of the chunks read and checked
+    except Damaged:
+        raise  # damaged input ends the job: no result is computed from it
     except DeviceUnavailable as exc:
         record.update(status="unavailable", reason=f"device {job.device}: {exc}")
     except Exception as exc:  # a failure of the measured system becomes a result row
@@ -157,10 +162,14 @@ def main(argv: list[str]) -> int:
         memory.apply(job.huge_pages)
     # Pinned before the framework is imported, so that its thread pools inherit the set.
     pin_cpus(job.threads)
-    if job.points:
-        run_group(job)
-        return 0
-    record, _ = run_job(job)
+    try:
+        if job.points:
+            run_group(job)
+            return 0
+        record, _ = run_job(job)
+    except Damaged as exc:
+        print(f"reproscope: refused: {exc}", file=sys.stderr)
+        return 1
     write_record(record, Path(job.result_out))
     print(f"{job.mode} {job.batch_size}: {record['status']} {record['reason'] or ''}")
     return 0

@@ -76,6 +76,7 @@ class InferenceJob(_Job):
     points: list[dict[str, Any]] | None = None  # a round: each point's own fields
     tensor: dict[str, Any] | None = None  # the per-pixel stages applied to the cache
     shard: list[int] | None = None  # [k, K]: the k-th of K accuracy shards
+    mlperf_benchmark: str | None = None  # the manifest's: whose mlperf.conf LoadGen loads
 
     def to_dict(self) -> dict[str, Any]:
         data = super().to_dict()

@@ -110,9 +110,10 @@ def round_benchmark(system: str, group: str, repeat) -> str:
     return benchmark("rounds", f"{system}/{group}/r{repeat}")
 
 
-def loadgen_dir(result: str) -> str:
-    """MLPerf LoadGen's logs of a timing point, beside its result: ``<point>_loadgen/``."""
-    return result.removesuffix(".json") + "_loadgen"
+def loadgen_dir(result: str, attempt: int = 0) -> str:
+    """MLPerf LoadGen's logs of a timing point, beside its result: ``<point>_loadgen/``;
+    those of a re-measurement (reproscope.runtime.latency) ``<point>_loadgen_attempt<k>/``."""
+    return result.removesuffix(".json") + "_loadgen" + (f"_attempt{attempt}" if attempt else "")
 
 
 def round_dir(system: str, group: str, repeat) -> str:
@@ -166,9 +167,24 @@ def settings_stamp(mode: str) -> str:
     return f"{RESULTS}/jobs/settings/{mode}.json"
 
 
+def parse_cache() -> str:
+    """Manifests parsed and schema-checked while planning, by content."""
+    return f"{RESULTS}/jobs/parsed"
+
+
 def code_stamp(rule: str) -> str:
     """The sha256 of a rule's script or shell command."""
     return f"{RESULTS}/jobs/code/{rule}.json"
+
+
+def limits_result(system: str, device: str) -> str:
+    """A system and device's measured limits (compute, memory, interconnect), one JSON."""
+    return f"{RESULTS}/limits/{system}/{device}.json"
+
+
+def system_stamp(system: str) -> str:
+    """A system's definition in the config (and its thread count), as its limits use it."""
+    return f"{RESULTS}/jobs/systems/{system}.json"
 
 
 def summary(name: str) -> str:
@@ -177,6 +193,11 @@ def summary(name: str) -> str:
 
 def plot(name: str) -> str:
     return f"{RESULTS}/plots/{name}"
+
+
+def server_latency_plot() -> str:
+    """Server latency against offered load, drawn from the Server points' search trials."""
+    return plot("server_latency_vs_load.png")
 
 
 def diagnosis_dir() -> str:

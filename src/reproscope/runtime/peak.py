@@ -4,10 +4,12 @@ TensorFlow: tf.linalg.matmul; ONNX Runtime: a one-node MatMul graph in a session
 model's options and providers), so that ``achieved / peak`` compares a model with the same
 kernels' library at their best.
 
-Env-side. The theoretical peak needs a maximum clock frequency that VMs do not expose;
-this is what the machine actually delivers, so ``achieved / peak`` is a fraction of a
-measured ceiling. Calibration: the number of products per timing is raised until one timing
-lasts >= 0.1 s; the best of 5 timings counts (the peak is the least disturbed run).
+Env-side. This is one framework's own figure at one size, kept as provenance of a timing
+job: a workload can beat it (another kernel, another size), so the study's limit, the one
+shares are taken of, is the best over frameworks and sizes that reproscope.runtime.limits
+measures. Calibration (best_seconds, shared with the limits): the number of products per
+timing is doubled until one timing lasts >= 0.1 s; the best of 5 timings counts (the peak is
+the least disturbed run).
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ MIN_TIMING_S = 0.1
 ONNX_FLOAT = 1  # TensorProto.FLOAT
 
 
-def gemm_operand() -> np.ndarray:
-    return np.random.default_rng(0).random((GEMM_N, GEMM_N), dtype=np.float32)
+def gemm_operand(n: int = GEMM_N) -> np.ndarray:
+    return np.random.default_rng(0).random((n, n), dtype=np.float32)
 
 
 def _field(number: int, payload: bytes | int) -> bytes:
@@ -67,28 +69,48 @@ def onnx_matmul_model(n: int = GEMM_N, opset: int = 13) -> bytes:
     return _field(1, 8) + _field(7, graph) + _field(8, opset_import)  # IR version 8
 
 
-def measure_peak_gflops(gemm: tuple[Callable[[], Any], str], repeats: int = 5) -> dict[str, Any]:
-    """``{"peak_gflops", "method"}`` of a runner's ``gemm()``: a (product, description) pair
-    whose product multiplies two GEMM_N x GEMM_N float32 matrices and waits for the result."""
-    product, how = gemm
-    product()  # first call: allocation, thread pool start
-    flops = 2.0 * GEMM_N**3
+def best_seconds(
+    call: Callable[[], Any], repeats: int, min_timing_s: float = MIN_TIMING_S
+) -> tuple[float, float]:
+    """(fastest seconds per call, spread) of ``call``: the number of calls per timing is
+    doubled until one timing lasts >= min_timing_s, then ``repeats`` timings are taken
+    (the calibrating one among them); spread is (slowest - fastest) / fastest."""
     count = 1
     while True:
         start = time.perf_counter()
         for _ in range(count):
-            product()
+            call()
         elapsed = time.perf_counter() - start
-        if elapsed >= MIN_TIMING_S:
+        if elapsed >= min_timing_s:
             break
         count *= 2
-    best = elapsed
+    timings = [elapsed]
     for _ in range(repeats - 1):
         start = time.perf_counter()
         for _ in range(count):
-            product()
-        best = min(best, time.perf_counter() - start)
+            call()
+        timings.append(time.perf_counter() - start)
+    best = min(timings)
+    return best / count, (max(timings) - best) / best
+
+
+def measure_peak_gflops(
+    gemm: tuple[Callable[[], Any], str],
+    repeats: int = 5,
+    n: int = GEMM_N,
+    min_timing_s: float = MIN_TIMING_S,
+) -> dict[str, Any]:
+    """``{"peak_gflops", "method", "spread", "seconds"}`` of a runner's ``gemm()``: a
+    (product, description) pair whose product multiplies two n x n float32 matrices and
+    waits for the result. ``spread`` is (slowest - fastest) / fastest over the repeats;
+    ``seconds`` the time the measurement took, warm-up call included."""
+    started = time.perf_counter()
+    product, how = gemm
+    product()  # first call: allocation, thread pool start
+    seconds, spread = best_seconds(product, repeats, min_timing_s)
     return {
-        "peak_gflops": flops * count / best / 1e9,
-        "method": f"float32 GEMM {GEMM_N}x{GEMM_N}, {how}, best of {repeats} x {count}",
+        "peak_gflops": 2.0 * n**3 / seconds / 1e9,
+        "method": f"float32 GEMM {n}x{n}, {how}, best of {repeats}",
+        "spread": spread,
+        "seconds": time.perf_counter() - started,
     }

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from reproscope.runtime.atomic import replacing
+from reproscope.runtime.integrity import record
 
 ONES = ("gamma", "moving_variance", "running_var")
 ZEROS = ("bias", "beta", "moving_mean", "running_mean", "num_batches_tracked")
@@ -79,6 +80,7 @@ def main(argv: list[str]) -> int:
     out = Path(job["output"])
     with replacing(out) as tmp:
         build(job, tmp)
+    record(out)  # what inference jobs check the artifact against
     print(f"random_init seed {job['random_init']['seed']}: wrote {out}")
     return 0
 

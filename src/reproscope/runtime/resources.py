@@ -10,11 +10,20 @@ the thread, takes one last sample and shuts NVML down. A machine without NVML, d
 requested GPU never raises: the sampler is then *unavailable* and :meth:`GpuSampler.summary`
 says why. A metric the device does not support (e.g. power on some boards) is recorded as
 ``NaN`` and summarised as ``None``, without stopping the other metrics.
+
+Energy comes from NVML's total-energy counter (``nvmlDeviceGetTotalEnergyConsumption``,
+millijoules since the driver loaded; Volta and later), read when the sampler starts and
+stops: exact, and no thread is needed for it. Only where the device has no such counter is
+the sampled power integrated instead; ``energy_method`` says which. The GPU is the one the
+job's framework calls device 0: the first entry of ``CUDA_VISIBLE_DEVICES``, matched to
+NVML by UUID (``GPU-...``, a unique prefix as CUDA accepts) or taken as an index
+(:func:`visible_gpu`).
 """
 
 from __future__ import annotations
 
 import math
+import os
 import sys
 import threading
 import time
@@ -23,7 +32,45 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["GpuSampler", "peak_rss_bytes", "trapezoid_energy_j"]
+__all__ = [
+    "GpuSampler",
+    "counter_energy_j",
+    "peak_rss_bytes",
+    "trapezoid_energy_j",
+    "visible_gpu",
+]
+
+COUNTER, SAMPLED = "nvml_total_energy", "sampled_power"
+
+
+def visible_gpu(cuda_visible_devices: str | None, uuids: list[str]) -> tuple[int | None, str]:
+    """``(NVML index, how it was chosen)`` of the GPU a CUDA process sees as device 0,
+    from ``CUDA_VISIBLE_DEVICES`` and the UUIDs of NVML's devices in index order; the index
+    is None when that GPU cannot be found (no visible device, an unknown UUID, a MIG
+    instance). An integer entry is taken as an NVML index: CUDA counts the same way only
+    with ``CUDA_DEVICE_ORDER=PCI_BUS_ID`` (schedulers such as SLURM set UUIDs or that)."""
+    if cuda_visible_devices is None:
+        return (0, "index 0 (CUDA_VISIBLE_DEVICES unset)") if uuids else (None, "no GPU")
+    first = cuda_visible_devices.split(",")[0].strip()
+    if first.startswith("GPU-"):
+        found = [i for i, uuid in enumerate(uuids) if uuid.startswith(first)]
+        if len(found) == 1:
+            return found[0], f"UUID {uuids[found[0]]}"
+        return None, f"CUDA_VISIBLE_DEVICES names {first!r}: {len(found)} NVML devices match"
+    if first.isdigit():
+        index = int(first)
+        if index < len(uuids):
+            return index, f"index {index} (CUDA_VISIBLE_DEVICES={cuda_visible_devices})"
+        return None, f"CUDA_VISIBLE_DEVICES names index {index}: {len(uuids)} device(s)"
+    return None, f"CUDA_VISIBLE_DEVICES={cuda_visible_devices!r} selects no whole GPU"
+
+
+def counter_energy_j(start_mj: float | None, end_mj: float | None) -> float | None:
+    """Joules between two readings of NVML's total-energy counter (millijoules); None when
+    either is missing or the counter went backwards (the driver reloaded)."""
+    if start_mj is None or end_mj is None or end_mj < start_mj:
+        return None
+    return (end_mj - start_mj) / 1000.0
 
 
 def trapezoid_energy_j(times_s: Any, power_w: Any) -> float:
@@ -85,10 +132,15 @@ class GpuSampler:
     makes the sampler unavailable (``available`` False, ``reason`` set) instead of raising.
     """
 
-    def __init__(self, index: int = 0, interval_s: float = 0.05, nvml: Any | None = None) -> None:
+    def __init__(
+        self, index: int | None = None, interval_s: float = 0.05, nvml: Any | None = None
+    ) -> None:
         if not interval_s > 0:
             raise ValueError(f"interval_s must be > 0, got {interval_s!r}")
-        self.index = int(index)
+        # None: the GPU CUDA_VISIBLE_DEVICES makes device 0, found when the sampler starts
+        self.index = None if index is None else int(index)
+        self.selected_by = None if index is None else f"index {index} (given)"
+        self._energy_mj: list[float | None] = []
         self.interval_s = float(interval_s)
         self._nvml = nvml
         self._handle: Any = None
@@ -147,6 +199,7 @@ class GpuSampler:
             self._thread.join(timeout=max(timeout_s, 2 * self.interval_s))
         if self.available and not self.running and self._handle is not None:
             self._sample()
+            self._read_energy()
         self._close()
 
     def _open(self) -> bool:
@@ -166,6 +219,12 @@ class GpuSampler:
         self._initialised = True
         try:
             count = int(nvml.nvmlDeviceGetCount())
+            if self.index is None:
+                self.index, self.selected_by = self._visible(nvml, count)
+                if self.index is None:
+                    self.reason = self.selected_by
+                    self._close()
+                    return False
             if not 0 <= self.index < count:
                 self.reason = f"GPU index {self.index} not present ({count} device(s) found)"
                 self._close()
@@ -175,7 +234,27 @@ class GpuSampler:
             self.reason = f"NVML device {self.index} not usable: {type(e).__name__}: {e}"
             self._close()
             return False
+        self._read_energy()
         return True
+
+    @staticmethod
+    def _visible(nvml: Any, count: int) -> tuple[int | None, str]:
+        selected = os.environ.get("CUDA_VISIBLE_DEVICES")
+        uuids = []
+        if selected is not None and selected.strip().startswith("GPU-"):
+            for i in range(count):
+                uuid = nvml.nvmlDeviceGetUUID(nvml.nvmlDeviceGetHandleByIndex(i))
+                uuids.append(uuid.decode() if isinstance(uuid, bytes) else str(uuid))
+        else:
+            uuids = [""] * count
+        return visible_gpu(selected, uuids)
+
+    def _read_energy(self) -> None:
+        try:
+            value = float(self._nvml.nvmlDeviceGetTotalEnergyConsumption(self._handle))
+        except Exception:  # no counter before Volta, or not supported on this board
+            value = None
+        self._energy_mj.append(value)
 
     def _close(self) -> None:
         if self._initialised:
@@ -236,8 +315,11 @@ class GpuSampler:
         Unavailable: ``{"available": False, "reason": ...}``. Otherwise ``available``,
         ``index``, ``interval_s``, ``n_samples``, ``duration_s`` (first to last sample),
         ``memory_used_max_bytes``, ``memory_total_bytes``, ``utilisation_mean_pct``,
-        ``power_mean_w`` (mean of the samples), ``power_max_w`` and ``energy_j`` (trapezoidal
-        integral of power over the sample times). A metric never read is ``None``.
+        ``power_mean_w`` (mean of the samples), ``power_max_w``, ``energy_j`` and
+        ``energy_method``: the total-energy counter's difference between start and stop
+        (``nvml_total_energy``) or, without that counter, the trapezoidal integral of the
+        sampled power (``sampled_power``); and ``selected_by``, how the GPU was chosen. A
+        metric never read is ``None``.
         """
         if not self.available:
             return {"available": False, "reason": self.reason}
@@ -256,8 +338,18 @@ class GpuSampler:
             "utilisation_mean_pct": _nanmean(s["utilisation_pct"]),
             "power_mean_w": _nanmean(power),
             "power_max_w": _nanmax(power),
-            "energy_j": trapezoid_energy_j(t, power) if has_power else None,
+            **self._energy(t, power, has_power),
+            "selected_by": self.selected_by,
         }
+
+    def _energy(self, t: np.ndarray, power: np.ndarray, has_power: bool) -> dict[str, Any]:
+        readings = self._energy_mj
+        counted = counter_energy_j(readings[0], readings[-1]) if len(readings) == 2 else None
+        if counted is not None:
+            return {"energy_j": counted, "energy_method": COUNTER}
+        if has_power:
+            return {"energy_j": trapezoid_energy_j(t, power), "energy_method": SAMPLED}
+        return {"energy_j": None, "energy_method": None}
 
     def energy_per_inference_j(self, n_inferences: int) -> float | None:
         """Energy of the sampled window divided by ``n_inferences``; ``None`` without data."""

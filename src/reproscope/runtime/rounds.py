@@ -11,6 +11,10 @@ So configurations are interleaved, A B C A B C ..., instead of measured in block
 B ...): a slow drift of the machine then lands on all of them alike, and the comparison of
 A and B pairs round r of A with round r of B. Round r starts at configuration r (mod n),
 so that no configuration always runs first, right after the previous round's last.
+
+A point measured while something disturbed it is measured again inside its round
+(reproscope.runtime.latency); one test of that is its figure against the same point's earlier
+rounds (:func:`earlier_figures`), which the chain guarantees are on disk.
 """
 
 from __future__ import annotations
@@ -21,7 +25,53 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from reproscope.runtime import layout
+from reproscope.runtime.jobs import InferenceJob
 from reproscope.runtime.launch import SRC_VARIABLE, run_inference
+
+#: A timing point's figure, the one its comparisons compare, and whether lower is better.
+SCENARIO_METRIC = {
+    "FixedBatch": ("p50_ms", True),
+    # MLPerf's metrics: LoadGen's early-stopping estimate of the p90 (SingleStream) and
+    # the p99 (MultiStream); p50 stays a column of runs.csv
+    "SingleStream": ("early_stopping_p90_ms", True),
+    "MultiStream": ("early_stopping_p99_ms", True),
+    "Offline": ("throughput_ips", False),
+    "Server": ("server_max_qps", False),
+}
+
+
+def figure(metrics: dict[str, Any], scenario: str) -> float | None:
+    """A point's figure (SCENARIO_METRIC) from its metrics, or None."""
+    value = metrics.get(SCENARIO_METRIC[scenario][0])
+    return float(value) if value else None
+
+
+def earlier_figures(job: InferenceJob) -> list[float]:
+    """The figures of the same point (configuration, scenario, batch size) in the earlier
+    rounds of its group, those that were measured."""
+    found = []
+    for earlier in range(job.repeat or 0):
+        path = Path(
+            layout.latency_result(
+                job.system,
+                job.manifest,
+                job.env,
+                job.device,
+                job.scenario,
+                job.batch_size,
+                earlier,
+                job.group or job.model,
+            )
+        )
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        value = figure(record.get("metrics") or {}, job.scenario)
+        if record.get("status") == "ok" and value:
+            found.append(value)
+    return found
 
 
 def round_order(configs: list[Any], round_index: int) -> list[Any]:

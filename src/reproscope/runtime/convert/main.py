@@ -8,11 +8,13 @@ keras-resnet50 (keras.applications.ResNet50 .keras file -> a ResNet-50 v1 state_
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from reproscope.runtime.atomic import replacing
+from reproscope.runtime.integrity import Damaged, record, verified_sha256
 from reproscope.runtime.jobs import ConversionJob
 
 
@@ -26,7 +28,9 @@ def onnx_export(job: dict[str, Any], out: Path) -> None:
     state = torch.load(job["source"], map_location="cpu", weights_only=not job["unsafe_pickle"])
     model.load_state_dict(state, strict=True)
     height, width = job["input_size"]
-    export_onnx(model, out, (1, 3, height, width), opset=job["opset"])
+    record = export_onnx(model, out, (1, 3, height, width), opset=job["opset"])
+    # The record is also in the file's metadata_props; the log shows it to whoever reads it.
+    print(f"onnx-export: {json.dumps(record.metadata())}")
 
 
 def keras_port(job: dict[str, Any], out: Path) -> None:
@@ -59,8 +63,14 @@ CONVERTERS = {
 def main(argv: list[str]) -> int:
     job = ConversionJob.from_json(argv[1]).to_dict()
     out = Path(job["output"])
+    try:
+        verified_sha256(job["source"])  # the artifact it converts, as it was made
+    except Damaged as exc:
+        print(f"reproscope: refused: {exc}", file=sys.stderr)
+        return 1
     with replacing(out) as tmp:
         CONVERTERS[job["converter"]](job, tmp)
+    record(out)
     print(f"{job['converter']}: wrote {out}")
     return 0
 
