@@ -15,12 +15,13 @@ from reproscope.plan.manifest import read_label_list
 from reproscope.report.compare import (
     MIN_EFFECT,
     PAIRED,
+    TEST_COLUMNS,
     UNPAIRED,
     clopper_pearson,
-    holm,
-    outcome,
     paired_test,
+    test_columns,
     welch_test,
+    with_holm,
 )
 from reproscope.report.tables import rounded  # noqa: F401 (its former home: report.cli)
 from reproscope.runtime import layout
@@ -389,39 +390,12 @@ def comparisons_table(latency_files: list[str], min_effect: float = MIN_EFFECT) 
                 "rounds": min(len(side) for side in sides),
                 "value_a": float(np.median(sides[0])),
                 "value_b": float(np.median(sides[1])),
-                "ratio_b_over_a": test.ratio,
-                "ci95_low": test.ci95[0],
-                "ci95_high": test.ci95[1],
-                "ci90_low": test.ci90[0],
-                "ci90_high": test.ci90[1],
-                "p_value": test.p_value,
-                "min_effect": min_effect,
-                "verdict": outcome(test, lower_is_better, min_effect),
+                **test_columns(test, lower_is_better, min_effect),
             }
         )
-    columns = [
-        "kind",
-        "pairing",
-        "scenario",
-        "batch_size",
-        "metric",
-        *[f"{k}_{side}" for side in "ab" for k in CONFIG],
-        "rounds",
-        "value_a",
-        "value_b",
-        "ratio_b_over_a",
-        "ci95_low",
-        "ci95_high",
-        "ci90_low",
-        "ci90_high",
-        "p_value",
-        "p_value_holm",
-        "min_effect",
-        "verdict",
-    ]
-    table = pd.DataFrame(rows, columns=columns)
-    table["p_value_holm"] = holm(table["p_value"].to_numpy(dtype=float))
-    return table
+    columns = ["kind", "pairing", "scenario", "batch_size", "metric"]
+    configs = [f"{k}_{side}" for side in "ab" for k in CONFIG]
+    return with_holm(rows, [*columns, *configs, "rounds", "value_a", "value_b", *TEST_COLUMNS])
 
 
 def expected_indices(

@@ -230,7 +230,13 @@ def compare_runs(a: pd.DataFrame, b: pd.DataFrame, min_effect: float) -> pd.Data
     import pandas as pd
 
     from reproscope.report.aggregate import CONFIG
-    from reproscope.report.compare import UNPAIRED, holm, outcome, welch_test
+    from reproscope.report.compare import (
+        TEST_COLUMNS,
+        UNPAIRED,
+        test_columns,
+        welch_test,
+        with_holm,
+    )
     from reproscope.runtime.rounds import SCENARIO_METRIC
 
     def figures(runs: pd.DataFrame) -> dict[tuple, list[float]]:
@@ -260,39 +266,11 @@ def compare_runs(a: pd.DataFrame, b: pd.DataFrame, min_effect: float) -> pd.Data
                 "rounds": min(len(side_a[key]), len(side_b[key])),
                 "value_a": float(np.median(side_a[key])),
                 "value_b": float(np.median(side_b[key])),
-                "ratio_b_over_a": test.ratio,
-                "ci95_low": test.ci95[0],
-                "ci95_high": test.ci95[1],
-                "ci90_low": test.ci90[0],
-                "ci90_high": test.ci90[1],
-                "p_value": test.p_value,
-                "min_effect": min_effect,
-                "verdict": outcome(test, lower_is_better, min_effect),
+                **test_columns(test, lower_is_better, min_effect),
             }
         )
-    columns = [
-        "kind",
-        "pairing",
-        "scenario",
-        "batch_size",
-        "metric",
-        *CONFIG,
-        "rounds",
-        "value_a",
-        "value_b",
-        "ratio_b_over_a",
-        "ci95_low",
-        "ci95_high",
-        "ci90_low",
-        "ci90_high",
-        "p_value",
-        "p_value_holm",
-        "min_effect",
-        "verdict",
-    ]
-    table = pd.DataFrame(rows, columns=columns)
-    table["p_value_holm"] = holm(table["p_value"].to_numpy(dtype=float))
-    return table
+    columns = ["kind", "pairing", "scenario", "batch_size", "metric", *CONFIG]
+    return with_holm(rows, [*columns, "rounds", "value_a", "value_b", *TEST_COLUMNS])
 
 
 def _study_min_effect(runs: Path) -> float | None:

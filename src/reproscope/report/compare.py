@@ -61,8 +61,10 @@ import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import pandas as pd
 
 FASTER, SLOWER = "faster beyond margin", "slower beyond margin"
 FASTER_REAL, SLOWER_REAL = "real difference, faster", "real difference, slower"
@@ -288,3 +290,40 @@ def verdict(
 def outcome(test: RatioTest, lower_is_better: bool = True, margin: float = MIN_EFFECT) -> str:
     """``verdict`` of a ``RatioTest``: its 95 % CI and its 90 % CI for the TOST."""
     return verdict(test.ratio, *test.ci95, lower_is_better, margin, tost=test.ci90)
+
+
+#: The columns a comparison's test fills, after the two sides' medians (comparisons.csv and
+#: `reproscope compare`).
+TEST_COLUMNS = [
+    "ratio_b_over_a",
+    "ci95_low",
+    "ci95_high",
+    "ci90_low",
+    "ci90_high",
+    "p_value",
+    "p_value_holm",
+    "min_effect",
+    "verdict",
+]
+
+
+def test_columns(test: RatioTest, lower_is_better: bool, min_effect: float) -> dict[str, Any]:
+    """A comparison row's test columns but p_value_holm, which `with_holm` adds over the
+    whole table."""
+    return {
+        "ratio_b_over_a": test.ratio,
+        "ci95_low": test.ci95[0],
+        "ci95_high": test.ci95[1],
+        "ci90_low": test.ci90[0],
+        "ci90_high": test.ci90[1],
+        "p_value": test.p_value,
+        "min_effect": min_effect,
+        "verdict": outcome(test, lower_is_better, min_effect),
+    }
+
+
+def with_holm(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
+    """The comparison rows as a table, with Holm's adjustment over all their p-values."""
+    table = pd.DataFrame(rows, columns=columns)
+    table["p_value_holm"] = holm(table["p_value"].to_numpy(dtype=float))
+    return table
