@@ -300,7 +300,13 @@ def onnx_flops(path: str | os.PathLike[str], batch_size: int = 1) -> dict[str, A
     nodes: dict[str, int] = defaultdict(int)
     for node in model.graph.node:
         nodes[node.op_type] += 1
-    params = sum(math.prod(t.dims) for t in model.graph.initializer)
+    # Learned parameters are the floating-point initializers: the dynamo exporter also stores
+    # shape operands (int64, e.g. a Reshape's target) as initializers.
+    params = sum(
+        math.prod(t.dims)
+        for t in model.graph.initializer
+        if onnx.helper.tensor_dtype_to_np_dtype(t.data_type).kind == "f"
+    )
     _fix_batch(model, batch_size)
     n_folded = _fold_constants(model)
     model = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
