@@ -70,14 +70,15 @@ def load_manifest(path: str | Path, parsed: ParseCache | None = None) -> Manifes
     path = Path(path)
     raw = read_capped(path)
     data = parsed.get(raw) if parsed is not None else None
+    checked = data is not None
     if data is None:
         data = _parse_and_validate(raw, path)
-        if parsed is not None:
-            parsed.put(raw, data)
     manifest = Manifest(path=path, data=data)
     errors = semantic_errors(manifest)
     if errors:
         raise InputErrors(errors)
+    if parsed is not None and not checked:
+        parsed.put(raw, data)  # only a manifest that passed every check
     return manifest
 
 
