@@ -52,6 +52,11 @@ def study_systems(config: dict) -> dict[str, str]:
     return {n: str((systems.get(n) or {}).get("slurm_partition", "")) for n in names}
 
 
+#: Rules other than inference with a job per system (wildcards '<system>_<device>'), each
+#: submitted to its system's partition: the machine's limits are measured where it times.
+PER_SYSTEM_RULES = ("limits",)
+
+
 def system_of(wildcard_dir: str, systems: list[str]) -> str | None:
     """The system a log dir belongs to: its wildcards start with '<system>_'."""
     hits = [s for s in systems if wildcard_dir.startswith(s + "_")]
@@ -108,6 +113,13 @@ def cmd_expect(args: argparse.Namespace) -> int:
                     errors.append(f"{wdir}: wildcards name no system of {sorted(partitions)}")
                     continue
                 seen_inference[rule] += 1
+                out.append(f"--expect={rdir.name}/{wdir.name}/={partitions[system] or '?'}")
+        elif rule in PER_SYSTEM_RULES:
+            for wdir in sorted(p for p in rdir.iterdir() if p.is_dir()):
+                system = system_of(wdir.name, list(partitions))
+                if system is None:
+                    errors.append(f"{wdir}: wildcards name no system of {sorted(partitions)}")
+                    continue
                 out.append(f"--expect={rdir.name}/{wdir.name}/={partitions[system] or '?'}")
         elif default_part:
             out.append(f"--expect={rdir.name}/={default_part}")
