@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from reproscope.runtime import memory
+from reproscope.runtime import launch, memory
 from reproscope.runtime.accuracy import accuracy_pass
 from reproscope.runtime.atomic import write_text
 from reproscope.runtime.cache import Cache
@@ -153,10 +153,9 @@ def run_group(group: InferenceJob) -> None:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        print("usage: python -m reproscope.runtime.infer JOB.json|'{...}'", file=sys.stderr)
+    text = launch.job_argument(argv, "reproscope.runtime.infer")
+    if text is None:
         return 2
-    text = argv[1] if argv[1].lstrip().startswith("{") else Path(argv[1]).read_text()
     job = InferenceJob.from_json(text)
     if job.huge_pages is not None:  # timing jobs; may re-execute this process
         memory.apply(job.huge_pages)

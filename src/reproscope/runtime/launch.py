@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
+from pathlib import Path
 from typing import IO, Any
 
 INFER = "reproscope.runtime.infer"
@@ -51,3 +53,12 @@ def run_inference(
         env={**os.environ, "PYTHONPATH": src},
         check=check,
     )
+
+
+def job_argument(argv: list[str], module: str) -> str | None:
+    """The JSON text of a launched module's one argument (inline JSON or a file holding it);
+    None, after printing the usage, when there is not exactly one."""
+    if len(argv) != 2:
+        print(f"usage: python -m {module} JOB.json|'{{...}}'", file=sys.stderr)
+        return None
+    return argv[1] if argv[1].lstrip().startswith("{") else Path(argv[1]).read_text()

@@ -33,6 +33,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from reproscope.runtime import launch
 from reproscope.runtime.atomic import write_text
 from reproscope.runtime.launch import command, interpreter
 from reproscope.runtime.noise import pin_cpus
@@ -492,10 +493,9 @@ def measure_system(
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        print("usage: python -m reproscope.runtime.limits JOB.json|'{...}'", file=sys.stderr)
+    text = launch.job_argument(argv, "reproscope.runtime.limits")
+    if text is None:
         return 2
-    text = argv[1] if argv[1].lstrip().startswith("{") else Path(argv[1]).read_text()
     job = json.loads(text)
     record = run_limits(job)
     out = Path(job["out"])

@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from reproscope.runtime import layout
+from reproscope.runtime import launch, layout
 from reproscope.runtime.jobs import InferenceJob
 from reproscope.runtime.launch import SRC_VARIABLE, run_inference
 
@@ -99,10 +99,9 @@ def run_round(plan: dict[str, Any]) -> int:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        print("usage: python -m reproscope.runtime.rounds ROUND.json|'{...}'", file=sys.stderr)
+    text = launch.job_argument(argv, "reproscope.runtime.rounds")
+    if text is None:
         return 2
-    text = argv[1] if argv[1].lstrip().startswith("{") else Path(argv[1]).read_text()
     return 1 if run_round(json.loads(text)) else 0
 
 
