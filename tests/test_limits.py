@@ -5,6 +5,7 @@ job on the tiny study."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,7 @@ from reproscope.report.roofline import (
 )
 from reproscope.runtime import limits
 from tests import tinystudy
+from tests.test_disturbance import burner
 from tests.test_ranking import rounds_of
 from tests.test_workflow import snakemake
 
@@ -341,3 +343,24 @@ def test_figure1_plans_limits_per_system_and_device_cuda_included() -> None:
     assert cuda["transfer_bytes"] == [bs * image for bs in config["study"]["batch_sizes"]]
     jobs = limits.system_jobs(cuda)
     assert [j["env"] for j in jobs if j["cuda_limits"]] == ["torch-2.13-cuda"]
+
+
+def test_a_peak_measured_beside_a_burner_is_measured_again_and_named(monkeypatch) -> None:
+    """A GEMM size timed while a burner spins on one of the job's CPUs is disturbed: it is
+    measured again (every attempt, since the burner stays), keeps the reasons, and
+    limits.csv names the disturbed peak instead of passing a low bound on silently."""
+    pytest.importorskip("torch")
+    monkeypatch.setattr(limits, "QUIET_WAIT_S", 0.5)
+    monkeypatch.setattr(limits, "REMEASURE_BUDGET_S", 2.0)
+    cpus = sorted(os.sched_getaffinity(0))
+    with burner(cpus[0]):
+        rows = limits.measure_gemms(["pytorch"], "cpu", len(cpus), [256], 3, budget_s=5.0)
+    (row,) = rows
+    assert row["status"] == "ok" and row["attempts"] == 1 + limits.REMEASURE
+    assert "other processes used" in row["disturbed"], row
+    gemm = [{**row, "env": "host"}]
+    record = {"system": "s", "device": "cpu", "threads": len(cpus), "repeats": 3, "gemm": gemm}
+    named = limits_row(record, (None, "unknown"))["gemm_disturbed"]
+    assert named.startswith(f"pytorch@{len(cpus)}t n=256: other processes used"), named
+    quiet = {**record, "gemm": [{**gemm[0], "disturbed": None}]}
+    assert limits_row(quiet, (None, "unknown"))["gemm_disturbed"] is None

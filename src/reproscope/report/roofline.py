@@ -50,6 +50,7 @@ LIMITS_COLUMNS = [
     "gemm_1thread_env",
     "gemm_1thread_shape",
     "gemm_1thread_spread",
+    "gemm_disturbed",
     "theoretical_peak_gflops",
     "theoretical_peak",
     "memory_bandwidth_gbps",
@@ -82,8 +83,10 @@ def limits_row(record: dict[str, Any], theoretical: tuple[float | None, str]) ->
     """One row of limits.csv from a system and device's limits record; theoretical is
     (peak GFLOP/s or None, how or why not) for the system's thread count."""
     row: dict[str, Any] = {k: record.get(k) for k in ("system", "device", "threads", "repeats")}
+    bests = []
     for prefix, threads in (("gemm", record["threads"]), ("gemm_1thread", 1)):
         best = best_gemm(record["gemm"], threads)
+        bests.append(best)
         row.update(
             {
                 f"{prefix}_gflops": best["gflops"] if best else None,
@@ -93,6 +96,14 @@ def limits_row(record: dict[str, Any], theoretical: tuple[float | None, str]) ->
                 f"{prefix}_spread": best["spread"] if best else None,
             }
         )
+    # a peak whose best attempt was disturbed is low: every bound from it is too
+    row["gemm_disturbed"] = (
+        "; ".join(
+            f"{best['framework']}@{best['threads']}t n={best['n']}: {best['disturbed']}"
+            for best in {id(b): b for b in bests if b and b.get("disturbed")}.values()
+        )
+        or None
+    )
     peak, how = theoretical
     row["theoretical_peak_gflops"] = peak
     row["theoretical_peak"] = how if peak is not None else f"{UNKNOWN}: {how}"

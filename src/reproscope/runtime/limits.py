@@ -16,6 +16,16 @@ device) measures
 Each figure is the best of ``repeats`` timings (the least disturbed run) with the spread
 over them. Sizes whose predicted cost exceeds what is left of ``budget_s`` are recorded as
 skipped, never measured half. Env-side: standard library, numpy and the frameworks only.
+
+A peak measured while another process used the job's CPUs is low, and every point of the
+study then reads above its bound (Figure 1 with a `pip install` beside its 2-thread limits
+job: GEMM peak 99 GFLOP/s, ONNX Runtime's ResNet-50 at 180). So each size's timings are
+watched (other processes' share of the job's CPUs and steal, reproscope.runtime.noise, past
+``NOISE_THRESHOLD``): a disturbed size waits for the CPUs to be quiet (at most
+``QUIET_WAIT_S``) and is measured again, up to ``REMEASURE`` more times while the process
+has spent less than ``REMEASURE_BUDGET_S`` on that. Disturbance only slows a GEMM, so the
+size's figure is the best of its attempts; a figure whose best attempt was disturbed keeps
+``disturbed`` (the reasons), and limits.csv names it (``gemm_disturbed``).
 """
 
 from __future__ import annotations
@@ -36,7 +46,14 @@ import numpy as np
 from reproscope.runtime import launch
 from reproscope.runtime.atomic import write_text
 from reproscope.runtime.launch import command, interpreter
-from reproscope.runtime.noise import pin_cpus
+from reproscope.runtime.noise import (
+    NOISE_THRESHOLD,
+    CpuSnapshot,
+    cpu_shares,
+    job_cpus,
+    pin_cpus,
+    wait_for_quiet,
+)
 from reproscope.runtime.peak import (
     best_seconds,
     gemm_operand,
@@ -54,6 +71,11 @@ FALLBACK_ARRAY_BYTES = 256 * 2**20
 MIN_ARRAY_BYTES = 64 * 2**20
 DEVICE_COPY_BYTES = 512 * 2**20
 CACHE_SYSFS = "/sys/devices/system/cpu/cpu0/cache"
+
+#: Re-measurement of a disturbed size (module docstring).
+REMEASURE = 2
+QUIET_WAIT_S = 3.0
+REMEASURE_BUDGET_S = 8.0
 
 Product = tuple[Callable[[], Any], str]
 FRAMEWORK_MODULES = {"pytorch": "torch", "tensorflow": "tensorflow", "onnxruntime": "onnxruntime"}
@@ -150,19 +172,59 @@ def predicted_seconds(previous: dict[str, Any] | None, n: int, repeats: int) -> 
     return per_product + repeats * max(MIN_TIMING_S, per_product)
 
 
+def disturbance(before: CpuSnapshot, after: CpuSnapshot) -> str | None:
+    """Why a timing between two snapshots of the job's CPUs was disturbed, or None."""
+    shares = cpu_shares(before, after)
+    reasons = [
+        f"{what} {100 * share:.0f} % of CPU {','.join(map(str, job_cpus() or []))}"
+        for what, share in (
+            ("other processes used", shares["other_cpu_share"]),
+            ("steal took", shares["steal_share"]),
+        )
+        if share is not None and share > NOISE_THRESHOLD
+    ]
+    return "; ".join(reasons) or None
+
+
+def watched_peak(product: Product, repeats: int, n: int, spent: list[float]) -> dict[str, Any]:
+    """measure_peak_gflops, measured again while disturbed (module docstring): the best
+    attempt, with ``attempts`` and, when that attempt was disturbed, ``disturbed``."""
+    attempts: list[dict[str, Any]] = []
+    for attempt in range(1 + REMEASURE):
+        started = time.perf_counter()
+        if attempt:
+            if spent[0] >= REMEASURE_BUDGET_S:
+                break
+            wait_for_quiet(job_cpus(), NOISE_THRESHOLD, QUIET_WAIT_S)
+        before = CpuSnapshot.take(job_cpus())
+        peak = measure_peak_gflops(product, repeats, n, MIN_TIMING_S)
+        peak["disturbed"] = disturbance(before, CpuSnapshot.take(job_cpus()))
+        attempts.append(peak)
+        if attempt:
+            spent[0] += time.perf_counter() - started
+        if peak["disturbed"] is None:
+            break
+    best = max(attempts, key=lambda a: a["peak_gflops"])
+    return {**best, "attempts": len(attempts)}
+
+
 def gemm_sweep(
     make: Callable[[int], Product],
     sizes: Iterable[int],
     repeats: int,
     budget_s: float,
+    spent: list[float] | None = None,
 ) -> list[dict[str, Any]]:
     """One row per size: GFLOP/s (best of repeats), spread and how; or, for a size whose
-    predicted cost exceeds what is left of budget_s, ``status`` skipped and why."""
+    predicted cost exceeds what is left of budget_s, ``status`` skipped and why. ``spent``:
+    the process's seconds of re-measurement so far (REMEASURE_BUDGET_S), updated."""
+    spent = [0.0] if spent is None else spent
     rows: list[dict[str, Any]] = []
-    started = time.perf_counter()
+    # re-measurement has its own budget: the sweep's is what the first attempts took
+    started, spent_before = time.perf_counter(), spent[0]
     previous = None
     for n in sorted(sizes):
-        left = budget_s - (time.perf_counter() - started)
+        left = budget_s - (time.perf_counter() - started - (spent[0] - spent_before))
         need = predicted_seconds(previous, n, repeats)
         if need > left:
             rows.append(
@@ -173,8 +235,7 @@ def gemm_sweep(
                 }
             )
             continue
-        product, how = make(n)
-        peak = measure_peak_gflops((product, how), repeats, n, MIN_TIMING_S)
+        peak = watched_peak(make(n), repeats, n, spent)
         previous = {
             "n": n,
             "seconds_per_product": 2.0 * n**3 / (peak["peak_gflops"] * 1e9),
@@ -187,6 +248,8 @@ def gemm_sweep(
                 "spread": peak["spread"],
                 "method": peak["method"],
                 "seconds": peak["seconds"],
+                "attempts": peak["attempts"],
+                "disturbed": peak["disturbed"],
             }
         )
     return rows
@@ -205,6 +268,7 @@ def measure_gemms(
     that says why."""
     rows: list[dict[str, Any]] = []
     spent = 0.0
+    remeasured = [0.0]
     for i, framework in enumerate(frameworks):
         base = {"framework": framework, "device": device, "threads": threads}
         try:
@@ -216,7 +280,11 @@ def measure_gemms(
         share = (budget_s - spent) / (len(frameworks) - i)
         try:
             sweep = gemm_sweep(
-                lambda n, f=framework: gemm_product(f, device, n, threads), sizes, repeats, share
+                lambda n, f=framework: gemm_product(f, device, n, threads),
+                sizes,
+                repeats,
+                share,
+                remeasured,
             )
         except (ImportError, RuntimeError) as exc:
             rows.append({**base, "status": "unavailable", "reason": str(exc)})
@@ -418,8 +486,10 @@ def run_limits(job: dict[str, Any]) -> dict[str, Any]:
 
 
 #: Seconds of GEMM sweeps per system and device, shared by its limits processes (the
-#: budget of the whole job, imports and the memory test included, is 30 s on 2 cores).
-GEMM_BUDGET_S = 12.0
+#: budget of the whole job, imports and the memory test included, is 30 s on 2 cores: with
+#: 12 s here, Figure 1's 2-thread system, two processes each importing three frameworks,
+#: took 30.4 s; each process spends ~7 s besides its sweeps).
+GEMM_BUDGET_S = 10.0
 MODULE = "reproscope.runtime.limits"
 
 
@@ -503,6 +573,8 @@ def main(argv: list[str]) -> int:
     write_text(out, json.dumps(record, indent=1, sort_keys=True) + "\n")
     for row in record["gemm"]:
         figure = f"{row['gflops']:.1f} GFLOP/s" if row["status"] == "ok" else row["reason"]
+        if row.get("attempts", 1) > 1:
+            figure += f" (best of {row['attempts']} attempts; disturbed: {row['disturbed']})"
         print(f"{row['framework']} n={row.get('n', '-')} {row['threads']} thread(s): {figure}")
     print(f"limits: {record['seconds']:.1f} s")
     return 0
