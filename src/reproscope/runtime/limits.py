@@ -52,6 +52,7 @@ from reproscope.runtime.noise import (
     cpu_shares,
     job_cpus,
     pin_cpus,
+    share_reasons,
     wait_for_quiet,
 )
 from reproscope.runtime.peak import (
@@ -174,15 +175,7 @@ def predicted_seconds(previous: dict[str, Any] | None, n: int, repeats: int) -> 
 
 def disturbance(before: CpuSnapshot, after: CpuSnapshot) -> str | None:
     """Why a timing between two snapshots of the job's CPUs was disturbed, or None."""
-    shares = cpu_shares(before, after)
-    reasons = [
-        f"{what} {100 * share:.0f} % of CPU {','.join(map(str, job_cpus() or []))}"
-        for what, share in (
-            ("other processes used", shares["other_cpu_share"]),
-            ("steal took", shares["steal_share"]),
-        )
-        if share is not None and share > NOISE_THRESHOLD
-    ]
+    reasons = share_reasons(cpu_shares(before, after), job_cpus(), NOISE_THRESHOLD)
     return "; ".join(reasons) or None
 
 

@@ -98,6 +98,20 @@ def cpu_shares(before: CpuSnapshot, after: CpuSnapshot) -> dict[str, float | Non
     }
 
 
+def share_reasons(
+    shares: dict[str, float | None], cpus: list[int] | None, threshold: float
+) -> list[str]:
+    """What of ``cpu_shares`` is past ``threshold``: other processes on ``cpus``, steal."""
+    other, steal = shares["other_cpu_share"], shares["steal_share"]
+    where = "CPU " + ",".join(map(str, cpus)) if cpus else "the CPUs"
+    reasons = []
+    if other is not None and other > threshold:
+        reasons.append(f"other processes used {100 * other:.1f} % of {where}")
+    if steal is not None and steal > threshold:
+        reasons.append(f"CPU steal {100 * steal:.1f} %")
+    return reasons
+
+
 def wait_for_quiet(
     cpus: list[int] | None, threshold: float, max_wait_s: float
 ) -> tuple[float, float | None]:
@@ -153,14 +167,8 @@ class NoiseMonitor:
 
     def summary(self) -> dict[str, Any]:
         shares = cpu_shares(self.before, self.after)
-        steal, other = shares["steal_share"], shares["other_cpu_share"]
         drift = self.calibration_after_ms / self.calibration_before_ms - 1.0
-        where = "CPU " + ",".join(map(str, self.cpus)) if self.cpus else "the CPUs"
-        reasons = []
-        if other is not None and other > self.threshold:
-            reasons.append(f"other processes used {100 * other:.1f} % of {where}")
-        if steal is not None and steal > self.threshold:
-            reasons.append(f"CPU steal {100 * steal:.1f} %")
+        reasons = share_reasons(shares, self.cpus, self.threshold)
         if abs(drift) > self.threshold:
             reasons.append(f"calibration loop changed {100 * drift:+.1f} %")
         return {
